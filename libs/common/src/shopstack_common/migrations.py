@@ -1,0 +1,81 @@
+"""Alembic plumbing shared by each service's own migration history.
+
+Every service keeps its tables, and its ``alembic_version`` table, in its own PostgreSQL
+schema. Migrations take a PostgreSQL advisory lock, so replicas or jobs that start at once
+run them one after another instead of racing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import Connection, MetaData, create_engine, pool, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+
+def alembic_config(script_location: Path, url: str, schema: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location))
+    config.attributes["url"] = url
+    config.attributes["schema"] = schema
+    return config
+
+
+def upgrade(script_location: Path, url: str, schema: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(script_location, url, schema), revision)
+
+
+def _run(
+    context: EnvironmentContext, connection: Connection, metadata: MetaData, schema: str
+) -> None:
+    lock_key = zlib.crc32(f"shopstack-migrations:{schema}".encode())
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock_key})
+    try:
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        connection.commit()
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            version_table_schema=schema,
+            include_schemas=True,
+            include_name=lambda name, type_, _parent: type_ != "schema" or name == schema,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key})
+        connection.commit()
+
+
+def run_env(metadata: MetaData) -> None:
+    """The body of a service's ``env.py``: online migrations only (no SQL scripts)."""
+    from alembic import context as alembic_context
+
+    # alembic.context stands for the EnvironmentContext of the command being run.
+    context: EnvironmentContext = alembic_context  # type: ignore[assignment]
+    config = context.config
+    url: str = config.attributes["url"]
+    schema: str = config.attributes["schema"]
+    if "+asyncpg" in url:
+        asyncio.run(_run_async(context, url, metadata, schema))
+        return
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        _run(context, connection, metadata, schema)
+    engine.dispose()
+
+
+async def _run_async(
+    context: EnvironmentContext, url: str, metadata: MetaData, schema: str
+) -> None:
+    engine = create_async_engine(url, poolclass=pool.NullPool)
+    async with engine.connect() as connection:
+        await connection.run_sync(lambda sync: _run(context, sync, metadata, schema))
+    await engine.dispose()
