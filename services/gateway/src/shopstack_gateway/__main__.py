@@ -1,0 +1,3 @@
+from shopstack_gateway.cli import main
+
+main()

@@ -1,0 +1,172 @@
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+import httpx
+import pytest
+from aiohttp import web
+
+from shopstack_devstack.ports import free_port
+
+GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+UpstreamServer = Callable[[web.Application], AbstractAsyncContextManager[str]]
+
+
+def echo_app() -> web.Application:
+    async def echo(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        return web.json_response(
+            {
+                "method": request.method,
+                "path": request.path_qs,
+                "headers": dict(request.headers),
+                "body_length": len(body),
+            },
+            status=201 if request.method == "POST" else 200,
+            headers={"X-Upstream": "yes", "Connection": "keep-alive, X-Private", "X-Private": "1"},
+        )
+
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.json_response({})
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for index in range(5):
+            await response.write(f"chunk-{index}\n".encode())
+        await response.write_eof()
+        return response
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/v1/products/slow", slow)
+    app.router.add_get("/api/v1/products/stream", stream)
+    app.router.add_route("*", "/{tail:.*}", echo)
+    return app
+
+
+@pytest.fixture
+async def gateway(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        serve_upstream(echo_app()) as users,
+        serve_upstream(echo_app()) as orders,
+        make_gateway({"users": users, "orders": orders}, read_timeout_seconds=0.5) as client,
+    ):
+        yield client
+
+
+async def test_get_is_proxied_with_query_and_status(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/api/v1/products?sort=price&limit=5")
+    assert response.status_code == 200
+    assert response.json()["path"] == "/api/v1/products?sort=price&limit=5"
+    assert response.headers["x-upstream"] == "yes"
+
+
+async def test_post_body_streams_through(gateway: httpx.AsyncClient) -> None:
+    payload = b"x" * 300_000
+    response = await gateway.post("/api/v1/orders", content=payload)
+    assert response.status_code == 201
+    assert response.json()["body_length"] == len(payload)
+
+
+async def test_chunked_request_body_streams_through(gateway: httpx.AsyncClient) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b"y" * 1000
+
+    response = await gateway.post("/api/v1/orders", content=chunks())
+    assert response.json()["body_length"] == 10_000
+
+
+async def test_streamed_response_arrives_whole(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/api/v1/products/stream")
+    assert response.text == "".join(f"chunk-{i}\n" for i in range(5))
+
+
+async def test_forwarding_headers_are_set(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/api/v1/products", headers={"X-Forwarded-For": "198.51.100.7"})
+    headers = {k.lower(): v for k, v in response.json()["headers"].items()}
+    assert headers["x-forwarded-for"] == "198.51.100.7, 203.0.113.9"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-forwarded-host"] == "shop.example"
+    assert headers["x-request-id"] == response.headers["x-request-id"]
+
+
+async def test_identity_headers_from_clients_never_reach_upstreams(
+    gateway: httpx.AsyncClient,
+) -> None:
+    spoofed = {
+        "X-Shopstack-User-Id": "00000000-0000-0000-0000-000000000001",
+        "X-Shopstack-Roles": "admin",
+        "x-shopstack-anything-else": "1",
+    }
+    for path in ("/api/v1/products", "/api/v1/auth/token", "/api/v1/orders"):
+        response = await gateway.get(path, headers=spoofed)
+        seen = {k.lower() for k in response.json()["headers"]}
+        assert not any(name.startswith("x-shopstack-") for name in seen), path
+
+
+async def test_hop_by_hop_headers_are_dropped_both_ways(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get(
+        "/api/v1/products", headers={"Connection": "X-Secret", "X-Secret": "1", "TE": "trailers"}
+    )
+    seen = {k.lower() for k in response.json()["headers"]}
+    assert "x-secret" not in seen
+    assert "te" not in seen
+    assert "x-private" not in response.headers
+
+
+async def test_unknown_path_is_404_problem(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/api/v2/anything")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
+
+
+async def test_body_over_the_limit_is_413(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer
+) -> None:
+    async with (
+        serve_upstream(echo_app()) as upstream,
+        make_gateway({"users": upstream, "orders": upstream}, max_body_bytes=1000) as client,
+    ):
+        declared = await client.post("/api/v1/orders", content=b"z" * 1001)
+        assert declared.status_code == 413
+        assert declared.headers["content-type"] == "application/problem+json"
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(5):
+                yield b"z" * 400
+
+        streamed = await client.post("/api/v1/orders", content=chunks())
+        assert streamed.status_code == 413
+
+
+async def test_dead_upstream_is_502_problem(make_gateway: GatewayFactory) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    async with make_gateway({"users": nowhere, "orders": nowhere}) as client:
+        response = await client.get("/api/v1/products")
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_slow_upstream_is_504_problem(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/api/v1/products/slow")
+    assert response.status_code == 504
+    assert response.json()["type"].endswith("/upstream-timeout")
+
+
+async def test_readyz_checks_upstreams(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.get("/readyz")
+    # The test Redis URL points nowhere, so the gateway is not ready, and says why.
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["users"]["status"] == "ok"
+    assert checks["orders"]["status"] == "ok"
+    assert checks["redis"]["status"] == "fail"

@@ -1,0 +1,3 @@
+from shopstack_orders.cli import main
+
+main()

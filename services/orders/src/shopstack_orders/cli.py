@@ -1,0 +1,41 @@
+"""``shopstack-orders``: operational commands (``migrate``, ``serve``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from shopstack_common.migrations import upgrade
+from shopstack_common.serving import serve_asgi
+from shopstack_common.settings import sqlalchemy_url
+from shopstack_orders.config import OrdersSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migrate(revision: str = "head") -> None:
+    settings = OrdersSettings()  # read from the environment
+    upgrade(
+        MIGRATIONS, sqlalchemy_url(settings.database_url, "asyncpg"), settings.db_schema, revision
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="shopstack-orders")
+    commands = parser.add_subparsers(dest="command", required=True)
+    migrate_cmd = commands.add_parser("migrate", help="upgrade the orders schema")
+    migrate_cmd.add_argument("revision", nargs="?", default="head")
+    serve_cmd = commands.add_parser("serve", help="run the service under uvicorn")
+    serve_cmd.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8002")))
+    serve_cmd.add_argument(
+        "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1"))
+    )
+    args = parser.parse_args(argv)
+    if args.command == "migrate":
+        migrate(args.revision)
+    else:
+        serve_asgi(
+            "shopstack_orders.asgi:app", host=args.host, port=args.port, workers=args.workers
+        )

@@ -1,0 +1,3 @@
+from shopstack_users.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""The WSGI entry point gunicorn loads: ``shopstack_users.wsgi:app``."""
+
+from shopstack_users.app import create_app
+
+app = create_app()
