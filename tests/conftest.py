@@ -1,0 +1,1 @@
+"""Cross-service tests: the whole platform, started the way `make up` starts it."""
