@@ -221,7 +221,9 @@ class Stack:
                     self.view.say(f"{dead.name} exited unexpectedly (code {code}); stopping")
                     return 1
             return 0
-        except StartupError as error:
+        except (StartupError, RuntimeError, OSError) as error:
+            # A server that exits while starting (a port taken meanwhile, a broken data dir)
+            # is reported in one line; its own log lines above say the rest.
             self.view.say(f"could not start: {error}")
             return 1
         finally:
