@@ -100,6 +100,18 @@ ci: ## what CI runs: lint, types, every test on embedded servers, integration on
 	$(MAKE) airgap-images
 	set -a && . $(AIRGAP)/images.env && set +a && $(MAKE) test-containers
 
+PYTHON_IMAGE ?= python:3.11-slim
+IMAGE_TAG ?= dev
+SERVICES := users orders gateway
+
+.PHONY: images
+images: ## build the three service images (PYTHON_IMAGE picks the base; IMAGE_TAG the tag)
+	@for service in $(SERVICES); do \
+	  echo "building shopstack/$$service:$(IMAGE_TAG) from $(PYTHON_IMAGE)"; \
+	  docker build --quiet -f services/$$service/Dockerfile \
+	    --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -t shopstack/$$service:$(IMAGE_TAG) . || exit 1; \
+	done
+
 .PHONY: clean
 clean: ## remove the virtualenv, caches and tool bootstrap (keeps .devstack data)
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
