@@ -13,6 +13,9 @@ UV := $(TOOLS)/bin/uv
 VENV_STAMP := .venv/.shopstack-synced
 RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
+# pytest exits 5 when it selected no tests. For a tier that must run, that is a failure, and
+# it says so instead of leaving a bare exit code.
+PYTEST_TIER = $(PYTEST) $(1) || { code=$$?; [ $$code -ne 5 ] || echo "no tests were selected by 'pytest $(1)': that is a failure" >&2; exit $$code; }
 AIRGAP ?= ../shared/airgap
 PROJECTS := $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
 
@@ -51,19 +54,19 @@ up: $(VENV_STAMP) ## run the whole platform on 127.0.0.1 (FRESH=1 starts with em
 
 .PHONY: test
 test: $(VENV_STAMP) ## unit, integration and end-to-end tests (backend: containers if Docker answers, else embedded)
-	$(PYTEST)
+	$(call PYTEST_TIER,)
 
 .PHONY: test-unit
 test-unit: $(VENV_STAMP) ## only the tests that need no servers
-	$(PYTEST) -m "not integration and not e2e"
+	$(call PYTEST_TIER,-m "not integration and not e2e")
 
 .PHONY: test-integration
 test-integration: $(VENV_STAMP) ## only the tests on real PostgreSQL and Redis
-	$(PYTEST) -m integration
+	$(call PYTEST_TIER,-m integration)
 
 .PHONY: test-e2e
 test-e2e: $(VENV_STAMP) ## only the whole-platform tests (starts `make up` and talks to NGINX)
-	$(PYTEST) -m e2e
+	$(call PYTEST_TIER,-m e2e)
 
 .PHONY: lint
 lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy --strict
@@ -91,7 +94,7 @@ airgap-images: ## start a Docker engine and build the base-image stand-ins (no r
 
 .PHONY: test-containers
 test-containers: $(VENV_STAMP) ## integration tests on testcontainers (needs a Docker engine and images)
-	SHOPSTACK_TEST_BACKEND=containers $(PYTEST) -m integration
+	SHOPSTACK_TEST_BACKEND=containers $(call PYTEST_TIER,-m integration)
 
 .PHONY: ci
 ci: ## what CI runs: lint, types, every test on embedded servers, integration on containers
