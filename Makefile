@@ -9,7 +9,10 @@ MAKEFLAGS += --no-print-directory
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 TOOLS := .tools
-UV := $(TOOLS)/bin/uv
+UV_HOME := $(TOOLS)/uv
+UV := $(UV_HOME)/bin/uv
+# helm and kubectl, for the chart checks and `make deploy` (tools/k8s/install-binaries).
+HELM := $(TOOLS)/bin/helm
 VENV_STAMP := .venv/.shopstack-synced
 RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
@@ -30,14 +33,14 @@ help: ## list the targets
 $(UV):
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "shopstack needs Python >= 3.11; $(PYTHON) is $$($(PYTHON) --version 2>&1)." >&2; exit 1; }
-	@echo "bootstrapping uv $(UV_VERSION) into $(TOOLS)/"
-	@rm -rf $(TOOLS)
-	@if $(PYTHON) -m venv $(TOOLS) >/dev/null 2>&1 && $(TOOLS)/bin/python -m pip --version >/dev/null 2>&1; then \
-	  $(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
+	@echo "bootstrapping uv $(UV_VERSION) into $(UV_HOME)/"
+	@rm -rf $(UV_HOME)
+	@if $(PYTHON) -m venv $(UV_HOME) >/dev/null 2>&1 && $(UV_HOME)/bin/python -m pip --version >/dev/null 2>&1; then \
+	  $(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
 	else \
-	  rm -rf $(TOOLS); \
-	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(TOOLS)/lib "uv==$(UV_VERSION)"; \
-	  mkdir -p $(TOOLS)/bin && ln -sf ../lib/bin/uv $(UV); \
+	  rm -rf $(UV_HOME); \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(UV_HOME)/lib "uv==$(UV_VERSION)"; \
+	  mkdir -p $(UV_HOME)/bin && ln -sf ../lib/bin/uv $(UV); \
 	fi
 	@$(UV) --version
 
@@ -53,7 +56,7 @@ up: $(VENV_STAMP) ## run the whole platform on 127.0.0.1 (FRESH=1 starts with em
 	@$(RUN) shopstack-devstack up $(if $(FRESH),--fresh)
 
 .PHONY: test
-test: $(VENV_STAMP) ## unit, integration and end-to-end tests (backend: containers if Docker answers, else embedded)
+test: $(VENV_STAMP) $(HELM) ## unit, integration and end-to-end tests (backend: containers if Docker answers, else embedded)
 	$(call PYTEST_TIER,)
 
 .PHONY: test-unit
@@ -114,6 +117,25 @@ images: ## build the three service images (PYTHON_IMAGE picks the base; IMAGE_TA
 	  docker build --quiet -f services/$$service/Dockerfile \
 	    --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -t shopstack/$$service:$(IMAGE_TAG) . || exit 1; \
 	done
+
+CHART := deploy/helm/shopstack
+RELEASE ?= shopstack
+NAMESPACE ?= shopstack
+DEPLOY_VALUES ?=
+
+$(HELM):
+	tools/k8s/install-binaries $(TOOLS)/bin
+
+.PHONY: test-deploy
+test-deploy: $(VENV_STAMP) $(HELM) ## the chart: helm lint --strict, helm template checked against the Kubernetes schemas
+	$(call PYTEST_TIER,-m deploy)
+
+.PHONY: deploy
+deploy: $(HELM) ## helm upgrade --install into the current kube context (DEPLOY_VALUES=my-values.yaml)
+	@$(TOOLS)/bin/kubectl config current-context >/dev/null 2>&1 || \
+	  { echo "make deploy needs a kube context (kubectl config current-context is empty)" >&2; exit 1; }
+	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
+	  --wait --timeout 10m $(if $(DEPLOY_VALUES),-f $(DEPLOY_VALUES))
 
 .PHONY: clean
 clean: ## remove the virtualenv, caches and tool bootstrap (keeps .devstack data)

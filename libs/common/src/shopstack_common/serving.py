@@ -34,7 +34,9 @@ def serve_asgi(app: str, *, host: str, port: int, workers: int, proxy_headers: b
         log_config=None,
         access_log=False,
         proxy_headers=proxy_headers,
-        forwarded_allow_ips="127.0.0.1",
+        # None: uvicorn reads FORWARDED_ALLOW_IPS (default loopback), which the chart sets
+        # to the pod network, where the proxy in front is not on loopback.
+        forwarded_allow_ips=None,
         server_header=False,
         timeout_graceful_shutdown=20,
     )
