@@ -6,7 +6,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -116,7 +116,14 @@ class BurstLogger:
         # key -> (when its last line was written, occurrences left out since)
         self._state: dict[str, tuple[float, int]] = {}
 
-    def warning(self, key: str, message: str, *args: Any, exc_info: bool = False) -> bool:
+    def warning(
+        self,
+        key: str,
+        message: str,
+        *args: Any,
+        exc_info: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Log ``message`` unless ``key`` was logged less than ``quiet_seconds`` ago.
         Returns whether a line was written."""
         now = self._clock()
@@ -127,7 +134,6 @@ class BurstLogger:
                 return False
             suppressed = last[1] if last is not None else 0
             self._state[key] = (now, 0)
-        self.logger.warning(
-            message, *args, exc_info=exc_info, extra={"burst_key": key, "suppressed": suppressed}
-        )
+        fields = {**(extra or {}), "burst_key": key, "suppressed": suppressed}
+        self.logger.warning(message, *args, exc_info=exc_info, extra=fields)
         return True
