@@ -294,7 +294,12 @@ def client_credentials_grant(
     requested = parse_scope(scope)
     client = session.get(ServiceClient, client_id) if CLIENT_ID_PATTERN.match(client_id) else None
     if not issuer.passwords.verify(client.secret_hash if client else None, client_secret):
-        raise OAuthError("invalid_client", "Client authentication failed.", status=401)
+        raise OAuthError(
+            "invalid_client",
+            "Client authentication failed.",
+            status=401,
+            headers={"WWW-Authenticate": 'Basic realm="shopstack"'},
+        )
     assert client is not None
     granted = grant_scope(requested, client.scopes)
     token = access_token(issuer, subject=client_id, client_id=client_id, roles=(), scope=granted)
