@@ -111,7 +111,10 @@ def test_scope_outside_the_allowed_set_is_invalid_scope(api: Any, scope: str) ->
 
 @pytest.mark.parametrize(
     ("email", "password"),
-    [("ada@example.com", "not the right password"), ("nobody@example.com", "correct horse battery")],
+    [
+        ("ada@example.com", "not the right password"),
+        ("nobody@example.com", "correct horse battery"),
+    ],
 )
 def test_wrong_credentials_are_invalid_grant(api: Any, email: str, password: str) -> None:
     api.register()
@@ -132,7 +135,10 @@ def test_username_is_matched_like_the_stored_email(api: Any) -> None:
         ({"grant_type": "refresh_token"}, "invalid_request"),
         ({"grant_type": "authorization_code", "code": "x"}, "unsupported_grant_type"),
         ({"grant_type": "implicit"}, "unsupported_grant_type"),
-        ({"grant_type": "password", "username": "a@b.c", "password": "p" * 5000}, "invalid_request"),
+        (
+            {"grant_type": "password", "username": "a@b.c", "password": "p" * 5000},
+            "invalid_request",
+        ),
     ],
 )
 def test_malformed_token_requests(client: FlaskClient, data: dict[str, str], error: str) -> None:
@@ -150,9 +156,7 @@ def test_token_request_must_be_form_encoded(client: FlaskClient, api: Any) -> No
 
 def test_repeated_parameters_are_invalid_request(client: FlaskClient) -> None:
     body = "grant_type=password&grant_type=client_credentials&username=a&password=b"
-    response = client.post(
-        TOKEN, data=body, content_type="application/x-www-form-urlencoded"
-    )
+    response = client.post(TOKEN, data=body, content_type="application/x-www-form-urlencoded")
     oauth_error(response, 400, "invalid_request")
 
 

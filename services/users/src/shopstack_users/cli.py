@@ -98,8 +98,13 @@ def run_flask_command(argv: list[str]) -> None:
     from flask.cli import FlaskGroup
 
     from shopstack_users.app import create_app
+    from shopstack_users.extensions import close_resources
 
-    FlaskGroup(create_app=create_app).main(args=argv, prog_name="shopstack-users")
+    app = create_app()
+    try:
+        FlaskGroup(create_app=lambda: app).main(args=argv, prog_name="shopstack-users")
+    finally:
+        close_resources(app)
 
 
 def serve(bind: str, workers: int, threads: int) -> None:

@@ -23,6 +23,15 @@ class NormalisedEmail(fields.Email):
         return result
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true/false only: "yes" or 1 is a wrong type, not a boolean."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 def _not_blank(value: str) -> None:
     if not value.strip():
         raise ValidationError("Must not be blank.")
@@ -37,9 +46,7 @@ def _password_field(**kwargs: Any) -> fields.String:
 class RegisterSchema(Schema):
     email = NormalisedEmail(required=True, validate=validate.Length(max=EMAIL_MAX))
     password = _password_field(required=True)
-    full_name = fields.String(
-        required=True, validate=[validate.Length(max=NAME_MAX), _not_blank]
-    )
+    full_name = fields.String(required=True, validate=[validate.Length(max=NAME_MAX), _not_blank])
 
     @validates_schema(skip_on_field_errors=False)
     def _password_policy(self, data: dict[str, Any], **_: Any) -> None:
@@ -81,8 +88,7 @@ class MeUpdateSchema(Schema):
 class AdminUserUpdateSchema(Schema):
     email = NormalisedEmail(validate=validate.Length(max=EMAIL_MAX))
     full_name = fields.String(validate=[validate.Length(max=NAME_MAX), _not_blank])
-    # JSON true/false only: "yes" or 1 is a wrong type, not a boolean.
-    is_active = fields.Boolean(truthy={True}, falsy={False})
+    is_active = StrictBoolean()
 
 
 class RolesSchema(Schema):
