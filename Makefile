@@ -90,6 +90,10 @@ format: $(VENV_STAMP) ## rewrite files with ruff's formatter and fixes
 lock: $(UV) ## re-resolve uv.lock after a dependency change
 	$(UV) lock
 
+.PHONY: bench-users
+bench-users: $(VENV_STAMP) ## users: argon2id cost per login and token endpoint throughput (prints figures)
+	$(RUN) python services/users/benchmarks/bench_tokens.py
+
 .PHONY: airgap-images
 airgap-images: ## start a Docker engine and build the base-image stand-ins (no registry here)
 	$(AIRGAP)/docker-up

@@ -5,6 +5,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import jwt
 import psutil
 import pytest
 
@@ -20,6 +21,23 @@ def processes_using(data_dir: Path) -> list[str]:
         if str(data_dir) in cmdline:
             found.append(f"{process.pid}: {cmdline}")
     return found
+
+
+def password_grant(client: httpx.Client, email: str, password: str) -> httpx.Response:
+    return client.post(
+        "/api/v1/auth/token",
+        data={"grant_type": "password", "username": email, "password": password},
+    )
+
+
+def verified_claims(client: httpx.Client, token: str) -> dict[str, object]:
+    """Check the token as a resource server would: against the JWKS served through NGINX."""
+    jwks = jwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
+    key = jwks[jwt.get_unverified_header(token)["kid"]]
+    claims: dict[str, object] = jwt.decode(
+        token, key.key, algorithms=["EdDSA"], audience="shopstack-api", issuer="shopstack"
+    )
+    return claims
 
 
 def test_up_serves_through_nginx_and_stops_clean(platform) -> None:  # type: ignore[no-untyped-def]
@@ -38,9 +56,23 @@ def test_up_serves_through_nginx_and_stops_clean(platform) -> None:  # type: ign
         assert created.status_code == 201, created.text
         assert created.headers["x-request-id"] == request_id
         user = created.json()
-        read = client.get(f"/api/v1/users/{user['id']}")
-        assert read.status_code == 200
-        assert read.json()["email"] == "grace@example.com"
+        assert user["email"] == "grace@example.com"
+        issued = password_grant(client, "grace@example.com", "a long enough secret")
+        assert issued.status_code == 200, issued.text
+        token = issued.json()["access_token"]
+        claims = verified_claims(client, token)
+        assert claims["sub"] == user["id"]
+        assert claims["roles"] == ["customer"]
+        # The development admin that `make up` bootstraps.
+        admin = password_grant(client, "admin@shopstack.local", "shopstack-dev-admin")
+        assert admin.status_code == 200, admin.text
+        admin_roles = verified_claims(client, admin.json()["access_token"])["roles"]
+        assert isinstance(admin_roles, list)
+        assert "admin" in admin_roles
+        # A protected route without a token is a 401 problem.
+        me = client.get("/api/v1/users/me")
+        assert me.status_code == 401
+        assert me.headers["content-type"] == "application/problem+json"
 
         product = client.post(
             "/api/v1/products",
@@ -70,13 +102,18 @@ def test_up_serves_through_nginx_and_stops_clean(platform) -> None:  # type: ign
     # Second start: the data is still there.
     platform.start()
     with httpx.Client(base_url=platform.url, timeout=10) as client:
-        assert client.get(f"/api/v1/users/{user['id']}").status_code == 200
+        again = password_grant(client, "grace@example.com", "a long enough secret")
+        assert again.status_code == 200, again.text
+        # The signing key survived the restart: the first run's token still verifies.
+        assert verified_claims(client, token)["sub"] == user["id"]
     assert platform.stop(signal.SIGINT) == 0
     assert processes_using(platform.data_dir) == []
 
     # --fresh starts empty.
     platform.start("--fresh")
     with httpx.Client(base_url=platform.url, timeout=10) as client:
-        assert client.get(f"/api/v1/users/{user['id']}").status_code == 404
+        gone = password_grant(client, "grace@example.com", "a long enough secret")
+        assert gone.status_code == 400
+        assert gone.json()["error"] == "invalid_grant"
     assert platform.stop() == 0
     assert not any(port_in_use(port) for port in platform.ports.values())

@@ -4,7 +4,7 @@ import logging
 import pytest
 
 from shopstack_common.context import RequestContext, request_context_var
-from shopstack_common.logs import ContextFilter, json_formatter
+from shopstack_common.logs import BurstLogger, ContextFilter, json_formatter
 
 
 def test_log_lines_are_json_with_request_context(capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,3 +28,34 @@ def test_log_lines_are_json_with_request_context(capsys: pytest.CaptureFixture[s
     assert line["user_id"] == "u-1"
     assert line["order_id"] == 7
     assert line["time"].endswith("Z")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_burst_logger_writes_one_line_per_burst(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    burst = BurstLogger(logging.getLogger("test.burst"), quiet_seconds=60, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="test.burst"):
+        written = [burst.warning("redis", "redis down: %s", "refused") for _ in range(5)]
+        clock.now += 59.9
+        written.append(burst.warning("redis", "redis down: %s", "refused"))
+        clock.now += 0.2
+        written.append(burst.warning("redis", "redis down: %s", "refused"))
+    assert written == [True, False, False, False, False, False, True]
+    assert [r.getMessage() for r in caplog.records] == ["redis down: refused"] * 2
+    assert [getattr(r, "suppressed", None) for r in caplog.records] == [0, 5]
+
+
+def test_burst_logger_keys_are_independent(caplog: pytest.LogCaptureFixture) -> None:
+    burst = BurstLogger(logging.getLogger("test.burst"), quiet_seconds=60, clock=FakeClock())
+    with caplog.at_level(logging.WARNING, logger="test.burst"):
+        assert burst.warning("redis", "redis down")
+        assert burst.warning("postgres", "postgres slow")
+        assert not burst.warning("redis", "redis down")
+    assert [getattr(r, "burst_key", None) for r in caplog.records] == ["redis", "postgres"]

@@ -1,34 +1,60 @@
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 AppFactory = Callable[..., Flask]
 
 VALID = {
-    "email": "Ada@Example.com",
+    "email": "  Ada@Example.com ",
     "password": "correct horse battery",
     "full_name": "Ada Lovelace",
 }
+PUBLIC_FIELDS = {"id", "email", "full_name", "roles", "created_at", "updated_at"}
 
 
 def register(client: FlaskClient, **overrides: Any) -> Any:
     return client.post("/api/v1/auth/register", json={**VALID, **overrides})
 
 
-def test_register_then_read_back(client: FlaskClient) -> None:
+def fallbacks(operation: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "shopstack_dependency_fallbacks_total", {"dependency": "redis", "operation": operation}
+    )
+    return value or 0.0
+
+
+def test_register_returns_the_public_user(client: FlaskClient) -> None:
     created = register(client)
     assert created.status_code == 201
     body = created.json
     assert body is not None
+    assert set(body) == PUBLIC_FIELDS
     assert body["email"] == "ada@example.com"
-    assert "password" not in body
-    assert "password_hash" not in body
-    read = client.get(f"/api/v1/users/{body['id']}")
-    assert read.status_code == 200
-    assert read.json == body
+    assert body["roles"] == ["customer"]
+
+
+def test_me_needs_an_identity(client: FlaskClient) -> None:
+    response = client.get("/api/v1/users/me")
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_me_reads_the_caller_from_the_gateway_headers(client: FlaskClient, api: Any) -> None:
+    user = api.register()
+    response = client.get("/api/v1/users/me", headers=api.as_user(user["id"]))
+    assert response.status_code == 200
+    assert response.json == user
+
+
+def test_a_service_client_has_no_me(client: FlaskClient, api: Any) -> None:
+    response = client.get("/api/v1/users/me", headers=api.as_client("reports", "users:read"))
+    assert response.status_code == 403
 
 
 def test_duplicate_email_is_409_case_insensitively(client: FlaskClient) -> None:
@@ -44,10 +70,20 @@ def test_duplicate_email_is_409_case_insensitively(client: FlaskClient) -> None:
     ("payload", "field"),
     [
         ({"email": "not-an-email"}, "email"),
-        ({"password": "short"}, "password"),
-        ({"full_name": ""}, "full_name"),
-        ({"full_name": "x" * 201}, "full_name"),
         ({"email": 42}, "email"),
+        ({"email": "a" * 250 + "@example.com"}, "email"),
+        ({"password": "short"}, "password"),
+        ({"password": "x" * 129}, "password"),
+        ({"password": 123456789012345}, "password"),
+        ({"password": "ada@example.com"}, "password"),
+        ({"password": "Ada@Example.com"}, "password"),
+        ({"password": "123qweasdzxc"}, "password"),  # in the bundled common-password list
+        ({"password": "QWERTY123456"}, "password"),  # ...compared case-insensitively
+        ({"full_name": ""}, "full_name"),
+        ({"full_name": "   "}, "full_name"),
+        ({"full_name": "x" * 201}, "full_name"),
+        ({"full_name": ["Ada"]}, "full_name"),
+        ({"roles": ["admin"]}, "roles"),  # roles never come from a body
     ],
 )
 def test_bad_input_names_the_field(
@@ -67,12 +103,125 @@ def test_missing_fields_are_each_named(client: FlaskClient) -> None:
     assert {e["field"] for e in response.json["errors"]} == {"email", "password", "full_name"}
 
 
-def test_reads_fall_back_to_postgres_when_redis_is_down(
-    client: FlaskClient, make_app: AppFactory, dead_redis_url: str
+def test_a_body_that_is_not_an_object_is_refused(client: FlaskClient) -> None:
+    response = client.post("/api/v1/auth/register", json=["ada@example.com"])
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+
+
+def test_password_is_stored_as_argon2id(users_app: Flask, api: Any) -> None:
+    from shopstack_users.extensions import db
+    from shopstack_users.models import User
+
+    user = api.register()
+    with users_app.app_context(), db.new_session() as session:
+        row = session.get(User, user["id"])
+        assert row is not None
+        assert row.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+        assert api.password not in row.password_hash
+
+
+def test_update_me_changes_the_name(client: FlaskClient, api: Any) -> None:
+    user = api.register()
+    headers = api.as_user(user["id"])
+    changed = client.patch("/api/v1/users/me", json={"full_name": "Ada King"}, headers=headers)
+    assert changed.status_code == 200
+    assert changed.json is not None
+    assert changed.json["full_name"] == "Ada King"
+    assert client.get("/api/v1/users/me", headers=headers).json["full_name"] == "Ada King"
+
+
+def test_changing_the_password_needs_the_current_one(client: FlaskClient, api: Any) -> None:
+    user = api.register()
+    headers = api.as_user(user["id"])
+    new = "a brand new long passphrase"
+    missing = client.patch("/api/v1/users/me", json={"password": new}, headers=headers)
+    assert missing.status_code == 422
+    assert [e["field"] for e in missing.json["errors"]] == ["current_password"]
+    wrong = client.patch(
+        "/api/v1/users/me",
+        json={"password": new, "current_password": "not the password"},
+        headers=headers,
+    )
+    assert wrong.status_code == 422
+    assert [e["field"] for e in wrong.json["errors"]] == ["current_password"]
+    weak = client.patch(
+        "/api/v1/users/me",
+        json={"password": "ada@example.com", "current_password": api.password},
+        headers=headers,
+    )
+    assert weak.status_code == 422
+    assert [e["field"] for e in weak.json["errors"]] == ["password"]
+    assert api.token(password=new).status_code == 400
+
+    refresh = api.token().json["refresh_token"]
+    changed = client.patch(
+        "/api/v1/users/me",
+        json={"password": new, "current_password": api.password},
+        headers=headers,
+    )
+    assert changed.status_code == 200
+    assert api.token().status_code == 400
+    assert api.token(password=new).status_code == 200
+    # A new password ends the sessions that the old one started.
+    reused = api.form(
+        "/api/v1/auth/token", {"grant_type": "refresh_token", "refresh_token": refresh}
+    )
+    assert reused.status_code == 400
+    assert reused.json["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"roles": ["admin"]}, {"email": "new@example.com"}, {"is_active": False}, {"full_name": 7}],
+)
+def test_update_me_refuses_what_it_does_not_allow(
+    client: FlaskClient, api: Any, payload: dict[str, Any]
 ) -> None:
-    created = register(client).json
-    assert created is not None
+    user = api.register()
+    headers = api.as_user(user["id"])
+    response = client.patch("/api/v1/users/me", json=payload, headers=headers)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json["errors"]] == list(payload)
+    assert client.get("/api/v1/users/me", headers=headers).json == user
+
+
+def test_reads_fall_back_to_postgres_when_redis_is_down(
+    client: FlaskClient, make_app: AppFactory, dead_redis_url: str, api: Any
+) -> None:
+    created = api.register()
     without_redis = make_app(redis_url=dead_redis_url)
-    read = without_redis.test_client().get(f"/api/v1/users/{created['id']}")
+    before = fallbacks("users.cache_get")
+    read = without_redis.test_client().get("/api/v1/users/me", headers=api.as_user(created["id"]))
     assert read.status_code == 200
     assert read.json == created
+    assert fallbacks("users.cache_get") == before + 1
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_redis_fallbacks_are_logged_once_per_burst(
+    make_app: AppFactory, dead_redis_url: str, api: Any
+) -> None:
+    created = api.register()
+    # The app sets up logging when it is created; listen on the logger itself.
+    client = make_app(redis_url=dead_redis_url).test_client()
+    handler = Records()
+    logger = logging.getLogger("shopstack_users.extensions")
+    logger.addHandler(handler)
+    try:
+        for _ in range(5):
+            response = client.get("/api/v1/users/me", headers=api.as_user(created["id"]))
+            assert response.status_code == 200
+    finally:
+        logger.removeHandler(handler)
+    # Ten fallbacks (a failed get and a failed set per read), one line.
+    lines = [r for r in handler.records if "Redis unavailable" in r.getMessage()]
+    assert len(lines) == 1

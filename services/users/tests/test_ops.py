@@ -11,7 +11,9 @@ AppFactory = Callable[..., Flask]
 
 def test_healthz_needs_no_dependencies() -> None:
     settings = UsersSettings(
-        database_url="postgresql://nobody@127.0.0.1:1/none", redis_url="redis://127.0.0.1:1/0"
+        environment="test",  # type: ignore[arg-type]
+        database_url="postgresql://nobody@127.0.0.1:1/none",
+        redis_url="redis://127.0.0.1:1/0",
     )
     client = create_app(settings).test_client()
     response = client.get("/healthz")
@@ -61,3 +63,27 @@ def test_unknown_route_is_problem_json(client: FlaskClient) -> None:
     assert response.mimetype == "application/problem+json"
     assert response.json is not None
     assert response.json["request_id"] == response.headers["X-Request-ID"]
+
+
+def test_openapi_documents_every_route(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").json
+    assert spec is not None
+    assert spec["openapi"].startswith("3.")
+    paths = spec["paths"]
+    for path, method in [
+        ("/api/v1/auth/register", "post"),
+        ("/api/v1/auth/token", "post"),
+        ("/api/v1/auth/revoke", "post"),
+        ("/.well-known/jwks.json", "get"),
+        ("/api/v1/users/me", "get"),
+        ("/api/v1/users/me", "patch"),
+        ("/api/v1/users", "get"),
+        ("/api/v1/users/{user_id}", "get"),
+        ("/api/v1/users/{user_id}", "patch"),
+        ("/api/v1/users/{user_id}", "delete"),
+        ("/api/v1/users/{user_id}/roles", "put"),
+    ]:
+        assert method in paths[path], (method, path)
+    token_body = paths["/api/v1/auth/token"]["post"]["requestBody"]["content"]
+    assert "application/x-www-form-urlencoded" in token_body
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

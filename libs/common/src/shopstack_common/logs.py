@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry import trace
@@ -89,3 +91,49 @@ def gunicorn_logconfig_dict(service: str, level: str = "INFO") -> dict[str, Any]
             "gunicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
         },
     }
+
+
+class BurstLogger:
+    """Logs a recurring condition (Redis down, an upstream timing out) once per burst.
+
+    The first occurrence of ``key`` is logged; later ones are only counted until
+    ``quiet_seconds`` have passed since the last line, and the next line says how many were
+    left out. A dependency that fails on every request thus costs one log line every
+    ``quiet_seconds`` per process instead of one per request. Thread-safe; per process.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        quiet_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.quiet_seconds = quiet_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        # key -> (when its last line was written, occurrences left out since)
+        self._state: dict[str, tuple[float, int]] = {}
+
+    def warning(
+        self,
+        key: str,
+        message: str,
+        *args: Any,
+        exc_info: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Log ``message`` unless ``key`` was logged less than ``quiet_seconds`` ago.
+        Returns whether a line was written."""
+        now = self._clock()
+        with self._lock:
+            last = self._state.get(key)
+            if last is not None and now - last[0] < self.quiet_seconds:
+                self._state[key] = (last[0], last[1] + 1)
+                return False
+            suppressed = last[1] if last is not None else 0
+            self._state[key] = (now, 0)
+        fields = {**(extra or {}), "burst_key": key, "suppressed": suppressed}
+        self.logger.warning(message, *args, exc_info=exc_info, extra=fields)
+        return True

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic_settings import SettingsConfigDict
+import json
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shopstack_common.settings import ServiceSettings
+
+
+def _split(value: Any) -> Any:
+    """Space- or comma-separated strings from the environment; lists pass through."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    return value
 
 
 class UsersSettings(ServiceSettings):
@@ -18,3 +30,79 @@ class UsersSettings(ServiceSettings):
     db_statement_timeout_ms: int = 5000
     redis_timeout_seconds: float = 0.25
     max_content_length: int = 64 * 1024
+
+    # -- tokens ---------------------------------------------------------------------------
+    jwt_issuer: str = "shopstack"
+    jwt_audience: str = "shopstack-api"
+    # A directory of Ed25519 private keys, one `<kid>.pem` each, and/or a JSON object
+    # {"<kid>": "<PEM>"} (for a Kubernetes secret mapped to one variable). All keys are
+    # published in the JWKS; the kid that sorts last signs, so date-like kids
+    # (2026-11-25) make the newest key the signing one.
+    jwt_signing_keys_dir: Path | None = None
+    jwt_signing_keys: SecretStr | None = None
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
+    refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    jwks_max_age_seconds: int = Field(default=300, ge=0)
+    # The client id stamped on tokens from the password and refresh grants (first-party
+    # apps are public clients: they cannot keep a secret).
+    public_client_id: str = "shopstack-web"
+    # Scopes a user's token may carry; a password grant without `scope` gets all of them.
+    user_scopes: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["profile", "orders"]
+    )
+
+    # -- passwords (argon2id; OWASP: m=19 MiB, t=2, p=1) ------------------------------------
+    argon2_memory_cost_kib: int = Field(default=19 * 1024, ge=8 * 1024)
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_parallelism: int = Field(default=1, ge=1)
+
+    # -- login throttling ---------------------------------------------------------------
+    login_max_failures: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
+    # How many proxies append to X-Forwarded-For in front of this service: NGINX (it adds
+    # the client's address) and the gateway (it adds NGINX's). The client address is the
+    # entry this many places from the right; anything further left is what the client
+    # claimed and is not trusted. 0 trusts no header and uses the peer address.
+    trusted_proxy_hops: int = Field(default=2, ge=0, le=10)
+
+    # -- cache ----------------------------------------------------------------------------
+    user_cache_ttl_seconds: int = Field(default=300, ge=1)
+    # A dependency failing on every request is logged at most once per this many seconds.
+    fallback_log_quiet_seconds: float = 60.0
+
+    # -- first admin (idempotent bootstrap when both are set) ---------------------------
+    admin_email: str | None = Field(
+        default=None, validation_alias=AliasChoices("SHOPSTACK_ADMIN_EMAIL", "admin_email")
+    )
+    admin_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SHOPSTACK_ADMIN_PASSWORD", "admin_password"),
+    )
+
+    @field_validator("user_scopes", mode="before")
+    @classmethod
+    def _split_scopes(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("jwt_signing_keys")
+    @classmethod
+    def _keys_are_a_json_object(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            parsed = json.loads(value.get_secret_value())
+        except ValueError as error:
+            raise ValueError("JWT_SIGNING_KEYS must be a JSON object {kid: PEM}") from error
+        if not isinstance(parsed, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
+        ):
+            raise ValueError("JWT_SIGNING_KEYS must be a JSON object {kid: PEM}")
+        return value
+
+    @model_validator(mode="after")
+    def _admin_needs_both(self) -> Self:
+        if (self.admin_email is None) != (self.admin_password is None):
+            raise ValueError(
+                "set both SHOPSTACK_ADMIN_EMAIL and SHOPSTACK_ADMIN_PASSWORD, or neither"
+            )
+        return self

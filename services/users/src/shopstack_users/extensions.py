@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,10 +12,16 @@ from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from shopstack_common.logs import BurstLogger
+from shopstack_common.metrics import DEPENDENCY_FALLBACKS
 from shopstack_common.settings import sqlalchemy_url
 from shopstack_users.config import UsersSettings
+from shopstack_users.keys import KeyRing
+from shopstack_users.passwords import Passwords, make_hasher
 
 _EXTENSION_KEY = "shopstack_users"
+
+logger = logging.getLogger(__name__)
 
 
 class Database:
@@ -69,7 +76,8 @@ class Database:
 
 
 class Cache:
-    """The Redis client. Redis is an optimisation here: callers treat its errors as misses."""
+    """The Redis client. Redis is an optimisation here: callers treat its errors as misses
+    and report them with ``failed``, which counts every one and logs once per burst."""
 
     def init_app(self, app: Flask, settings: UsersSettings) -> None:
         client = redis.Redis.from_url(
@@ -79,19 +87,61 @@ class Cache:
             health_check_interval=30,
             decode_responses=True,
         )
-        app.extensions.setdefault(_EXTENSION_KEY, {})["redis"] = client
+        state = app.extensions.setdefault(_EXTENSION_KEY, {})
+        state["redis"] = client
+        state["redis_burst"] = BurstLogger(
+            logger, quiet_seconds=settings.fallback_log_quiet_seconds
+        )
 
     @property
     def client(self) -> redis.Redis:
         client: redis.Redis = current_app.extensions[_EXTENSION_KEY]["redis"]
         return client
 
+    def failed(self, operation: str, error: Exception) -> None:
+        """Redis did not answer ``operation``; the caller goes on without it."""
+        DEPENDENCY_FALLBACKS.labels("redis", operation).inc()
+        burst: BurstLogger = current_app.extensions[_EXTENSION_KEY]["redis_burst"]
+        burst.warning(
+            "redis",
+            "Redis unavailable, going on without it (%s): %s",
+            operation,
+            error,
+            extra={"operation": operation},
+        )
+
     def ping(self) -> Any:
         return self.client.ping()
 
 
+class Security:
+    """The signing keys and the password hasher, built once per app from its settings."""
+
+    def init_app(self, app: Flask, settings: UsersSettings) -> None:
+        state = app.extensions.setdefault(_EXTENSION_KEY, {})
+        state["keys"] = KeyRing.from_settings(settings)
+        state["passwords"] = Passwords(make_hasher(settings))
+
+    @property
+    def keys(self) -> KeyRing:
+        keys: KeyRing = current_app.extensions[_EXTENSION_KEY]["keys"]
+        return keys
+
+    @property
+    def passwords(self) -> Passwords:
+        passwords: Passwords = current_app.extensions[_EXTENSION_KEY]["passwords"]
+        return passwords
+
+
+def settings() -> UsersSettings:
+    """The current app's settings."""
+    current: UsersSettings = current_app.config["SHOPSTACK_SETTINGS"]
+    return current
+
+
 db = Database()
 cache = Cache()
+security = Security()
 
 
 def close_resources(app: Flask) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import os
 import shutil
 import signal
 import sys
@@ -19,9 +21,33 @@ from shopstack_devstack.processes import Child, Supervisor
 from shopstack_devstack.redis_server import EmbeddedRedis
 from shopstack_devstack.settings import DevstackSettings
 
+# The admin `make up` creates when SHOPSTACK_ADMIN_EMAIL is not set: for development only.
+DEV_ADMIN_EMAIL = "admin@shopstack.local"
+DEV_ADMIN_PASSWORD = "shopstack-dev-admin"  # noqa: S105 - printed in the banner on purpose
+
 
 class StartupError(RuntimeError):
     pass
+
+
+def ensure_dev_signing_key(keys_dir: Path) -> Path:
+    """One Ed25519 key for the users service, made on the first start and kept until
+    `--fresh`: every gunicorn worker and every restart sign with the same key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    if not any(keys_dir.glob("*.pem")):
+        kid = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path = keys_dir / f"{kid}.pem"
+        path.touch(mode=0o600)
+        path.write_bytes(pem)
+    return keys_dir
 
 
 def wait_http_ok(url: str, child: Child, timeout: float) -> None:
@@ -102,13 +128,26 @@ class Stack:
             "REDIS_URL": self.redis_url,
         }
 
+    def _users_env(self) -> dict[str, str]:
+        """What only users gets: its signing key and, for the bootstrap, the first admin.
+        Values set in the environment win over the development defaults."""
+        env: dict[str, str] = {}
+        if not os.environ.get("JWT_SIGNING_KEYS_DIR") and not os.environ.get("JWT_SIGNING_KEYS"):
+            keys = ensure_dev_signing_key(self.settings.data_dir / "keys")
+            env["JWT_SIGNING_KEYS_DIR"] = str(keys)
+        if not os.environ.get("SHOPSTACK_ADMIN_EMAIL"):
+            env["SHOPSTACK_ADMIN_EMAIL"] = DEV_ADMIN_EMAIL
+            env["SHOPSTACK_ADMIN_PASSWORD"] = DEV_ADMIN_PASSWORD
+        return env
+
     def _migrate(self) -> None:
         for service in ("users", "orders"):
+            extra = self._users_env() if service == "users" else {}
             code = self.supervisor.run_to_completion(
                 Child(
                     f"migrate-{service}",
                     [sys.executable, "-m", f"shopstack_{service}", "migrate"],
-                    env=self._service_env(),
+                    env={**self._service_env(), **extra},
                 )
             )
             if code != 0:
@@ -133,7 +172,11 @@ class Stack:
                     "--threads",
                     str(s.users_threads),
                 ],
-                env={**env, "PROMETHEUS_MULTIPROC_DIR": str(run / "metrics-users")},
+                env={
+                    **env,
+                    **self._users_env(),
+                    "PROMETHEUS_MULTIPROC_DIR": str(run / "metrics-users"),
+                },
             )
         )
         orders = self.supervisor.start(
@@ -249,6 +292,8 @@ class Stack:
             f"  PostgreSQL    {_redact(self.database_url or '')}",
             f"  Redis         {self.redis_url}",
         ]
+        if not os.environ.get("SHOPSTACK_ADMIN_EMAIL"):
+            lines.append(f"  admin         {DEV_ADMIN_EMAIL} / {DEV_ADMIN_PASSWORD} (development)")
         for line in lines:
             self.view.say(line)
 

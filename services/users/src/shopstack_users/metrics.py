@@ -1,0 +1,28 @@
+"""The users service's own metrics (the HTTP and fallback metrics come from shopstack_common)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+TOKENS_ISSUED = Counter(
+    "shopstack_users_tokens_issued",
+    "Access tokens issued, by grant type.",
+    ["grant_type"],
+)
+TOKEN_ERRORS = Counter(
+    "shopstack_users_token_errors",
+    "Token requests refused, by grant type and OAuth2 error code.",
+    ["grant_type", "error"],
+)
+REFRESH_TOKEN_REUSE = Counter(
+    "shopstack_users_refresh_token_reuse",
+    "Rotated refresh tokens presented again; each revoked its whole token family.",
+)
+LOGINS_THROTTLED = Counter(
+    "shopstack_users_logins_throttled",
+    "Password checks refused because the account and address had failed too often.",
+)
+PASSWORD_REHASHES = Counter(
+    "shopstack_users_password_rehashes",
+    "Stored password hashes upgraded to the current argon2 parameters at login.",
+)

@@ -1,0 +1,118 @@
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from shopstack_users import cli
+from shopstack_users.config import UsersSettings
+from shopstack_users.keys import KeyRing
+
+
+def roles_of(app: Flask, email: str) -> list[str]:
+    from shopstack_users.accounts.service import find_by_email
+    from shopstack_users.extensions import db
+
+    with app.app_context(), db.new_session() as session:
+        user = find_by_email(session=session, email=email)
+        assert user is not None
+        return sorted(user.roles)
+
+
+def test_create_admin_creates_then_is_idempotent(users_app: Flask, api: Any) -> None:
+    runner = users_app.test_cli_runner()
+    args = ["create-admin", "--email", "Boss@Example.com", "--password", "a long admin secret"]
+    first = runner.invoke(args=args)
+    assert first.exit_code == 0, first.output
+    assert "created admin boss@example.com" in first.output
+    again = runner.invoke(args=args)
+    assert again.exit_code == 0
+    assert "ensured" in again.output
+    assert roles_of(users_app, "boss@example.com") == ["admin", "customer"]
+    assert api.token("boss@example.com", "a long admin secret").status_code == 200
+
+
+def test_create_admin_promotes_an_existing_user(users_app: Flask, api: Any) -> None:
+    api.register()
+    result = users_app.test_cli_runner().invoke(
+        args=["create-admin", "--email", "ada@example.com", "--password", "ignored but long"]
+    )
+    assert result.exit_code == 0, result.output
+    assert roles_of(users_app, "ada@example.com") == ["admin", "customer"]
+    assert api.token().status_code == 200  # the password was left alone
+
+
+@pytest.mark.parametrize("password", ["short", "password1234", "boss@example.com"])
+def test_create_admin_applies_the_password_policy(users_app: Flask, password: str) -> None:
+    result = users_app.test_cli_runner().invoke(
+        args=["create-admin", "--email", "boss@example.com", "--password", password]
+    )
+    assert result.exit_code != 0
+    assert "password" in result.output
+
+
+def settings_for(database_url: str, redis_url: str, **values: Any) -> UsersSettings:
+    return UsersSettings(database_url=database_url, redis_url=redis_url, **values)
+
+
+def test_bootstrap_admin_from_the_environment(
+    users_app: Flask, database_url: str, redis_url: str, api: Any
+) -> None:
+    settings = settings_for(
+        database_url, redis_url, admin_email="root@shop.test", admin_password="bootstrap secret!"
+    )
+    cli.bootstrap_admin(settings)
+    cli.bootstrap_admin(settings)  # idempotent
+    assert roles_of(users_app, "root@shop.test") == ["admin", "customer"]
+    assert api.token("root@shop.test", "bootstrap secret!").status_code == 200
+
+
+def test_bootstrap_admin_refuses_a_weak_password(database_url: str, redis_url: str) -> None:
+    settings = settings_for(
+        database_url, redis_url, admin_email="root@shop.test", admin_password="123qweasdzxc"
+    )
+    with pytest.raises(cli.BootstrapError, match="too common"):
+        cli.bootstrap_admin(settings)
+
+
+def test_bootstrap_needs_both_variables() -> None:
+    with pytest.raises(ValueError, match="SHOPSTACK_ADMIN_PASSWORD"):
+        UsersSettings(database_url="postgresql://x@h/d", redis_url="redis://h", admin_email="a@b.c")
+
+
+def test_generate_key_writes_a_usable_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys"
+    cli.main(["generate-key", str(keys), "--kid", "2030-01-01"])
+    cli.main(["generate-key", str(keys), "--if-missing"])
+    assert "nothing to do" in capsys.readouterr().out
+    assert oct((keys / "2030-01-01.pem").stat().st_mode & 0o777) == "0o600"
+    ring = KeyRing.from_settings(
+        UsersSettings(
+            database_url="postgresql://x@h/d", redis_url="redis://h", jwt_signing_keys_dir=keys
+        )
+    )
+    assert ring.signing_key is not None
+    assert ring.signing_key.kid == "2030-01-01"
+    cli.main(["generate-key", str(keys)])  # today's date sorts after nothing older
+    assert len(list(keys.glob("*.pem"))) == 2
+
+
+def test_generate_key_never_overwrites(tmp_path: Path) -> None:
+    cli.main(["generate-key", str(tmp_path), "--kid", "k1"])
+    with pytest.raises(FileExistsError):
+        cli.main(["generate-key", str(tmp_path), "--kid", "k1"])
+
+
+def test_the_cli_runs_the_flask_commands(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("ENVIRONMENT", "test")
+    client_id = f"svc-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["create-client", "--client-id", client_id, "--scope", "orders:read"])
+    assert exited.value.code == 0
