@@ -40,7 +40,8 @@ def test_rendered_manifests_match_the_kubernetes_schemas(
 @pytest.mark.parametrize(
     ("missing", "message"),
     [("database.existingSecret", "database.existingSecret is required"),
-     ("redis.existingSecret", "redis.existingSecret is required")],
+     ("redis.existingSecret", "redis.existingSecret is required"),
+     ("users.signingKeysSecret", "users.signingKeysSecret is required")],
 )  # fmt: skip
 def test_a_missing_secret_fails_with_the_setting_to_fix(
     helm: Path, missing: str, message: str
@@ -143,3 +144,31 @@ def test_image_references(render: Render) -> None:
     assert full["shop-shopstack-orders"] == "registry.example.com/shopstack/orders:1.2.3"
     pinned = images(render("default-values.yaml", gateway__image="example/gw@sha256:abc"))
     assert pinned["shop-shopstack-gateway"] == "example/gw@sha256:abc"
+
+
+def test_users_signs_with_the_mounted_keys_and_bootstraps_the_admin(render: Render) -> None:
+    docs = render("full-values.yaml")
+    (users,) = [
+        d
+        for d in docs
+        if d["metadata"]["name"] == "shop-shopstack-users" and d["kind"] == "Deployment"
+    ]
+    (container,) = containers(users)
+    env = {e["name"]: e for e in container["env"]}
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "signing-keys")
+    assert env["JWT_SIGNING_KEYS_DIR"]["value"] == mount["mountPath"]
+    assert mount["readOnly"] is True
+    volume = next(
+        v for v in users["spec"]["template"]["spec"]["volumes"] if v["name"] == "signing-keys"
+    )
+    assert volume["secret"]["secretName"] == "shopstack-signing-keys"
+    (migrate,) = [d for d in docs if d["metadata"]["name"] == "shop-shopstack-migrate-users"]
+    job_env = {e["name"]: e for e in containers(migrate)[0]["env"]}
+    assert job_env["SHOPSTACK_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "shopstack-admin", "key": "password",
+    }  # fmt: skip
+    # Only users holds signing keys or admin credentials.
+    for doc in docs:
+        if doc["kind"] in {"Deployment", "Job"} and "users" not in doc["metadata"]["name"]:
+            names = {e["name"] for e in containers(doc)[0]["env"]}
+            assert not names & {"JWT_SIGNING_KEYS_DIR", "SHOPSTACK_ADMIN_PASSWORD"}

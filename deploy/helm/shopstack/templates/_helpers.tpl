@@ -45,6 +45,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- if not .Values.database.existingSecret -}}
 {{- fail "database.existingSecret is required: name a Secret holding the PostgreSQL URL" -}}
 {{- end -}}
+{{- if not .Values.users.signingKeysSecret -}}
+{{- fail "users.signingKeysSecret is required: name a Secret of <kid>.pem Ed25519 keys that sign access tokens" -}}
+{{- end -}}
 {{- if not .Values.redis.existingSecret -}}
 {{- fail "redis.existingSecret is required: name a Secret holding the Redis URL" -}}
 {{- end -}}
