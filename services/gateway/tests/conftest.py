@@ -112,14 +112,22 @@ async def jwks_url(issuer: Issuer) -> AsyncIterator[str]:
 
 
 def gateway_settings(
-    upstreams: dict[str, str], *, read_timeout_seconds: float = 5.0, **overrides: Any
+    upstreams: dict[str, str],
+    *,
+    read_timeout_seconds: float = 5.0,
+    upstream_options: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> GatewaySettings:
+    """Settings for a gateway in front of ``upstreams``; ``upstream_options`` (retry, breaker,
+    timeouts) apply to each of them."""
     values: dict[str, Any] = {
         # Nothing listens here: unit tests run the limiter's fail-open path. Rate limiting
         # itself is tested on the real Redis (test_ratelimit.py).
         "redis_url": f"redis://127.0.0.1:{free_port()}/0",
         "upstreams": {
-            name: UpstreamSettings(url=url, read_timeout_seconds=read_timeout_seconds)
+            name: UpstreamSettings(
+                url=url, read_timeout_seconds=read_timeout_seconds, **(upstream_options or {})
+            )
             for name, url in upstreams.items()
         },
     }

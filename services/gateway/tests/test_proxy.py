@@ -163,9 +163,7 @@ async def test_body_over_the_limit_is_413(
         serve_upstream(echo_app()) as upstream,
         make_gateway({"users": upstream, "orders": upstream}, max_body_bytes=1000) as client,
     ):
-        declared = await client.post(
-            "/api/v1/orders", content=b"z" * 1001, headers=issuer.bearer()
-        )
+        declared = await client.post("/api/v1/orders", content=b"z" * 1001, headers=issuer.bearer())
         assert declared.status_code == 413
         assert declared.headers["content-type"] == "application/problem+json"
         assert declared.json()["type"].endswith("/body-too-large")

@@ -46,6 +46,10 @@ class RetrySettings(BaseModel):
     budget_ratio: float = Field(default=0.2, ge=0)
     # ... plus this many per second, so a quiet upstream can still be retried at all.
     budget_min_per_second: float = Field(default=2.0, ge=0)
+    # A request with an Idempotency-Key and a body up to this size is read whole before it is
+    # sent, so it can be sent again; larger or chunked bodies stream, and are retried only when
+    # none of the body went out (a failure to connect).
+    replay_body_bytes: int = Field(default=64 * 1024, ge=0)
 
 
 class BreakerSettings(BaseModel):

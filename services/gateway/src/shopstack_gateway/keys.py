@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from shopstack_gateway import metrics
 from shopstack_gateway.resilience import Clock
@@ -86,7 +86,7 @@ def parse_jwks(body: Any, algorithms: frozenset[str]) -> dict[str, PyJWK]:
             continue
         try:
             key = PyJWK(dict(jwk))
-        except PyJWKError as error:
+        except (PyJWTError, ValueError, TypeError) as error:
             logger.warning("skipping JWKS key %s: %s", kid, error)
             continue
         if key.algorithm_name in algorithms:

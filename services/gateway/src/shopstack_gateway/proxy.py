@@ -144,6 +144,27 @@ class RequestBody:
             if not message.get("more_body", False):
                 return
 
+    async def read(self) -> bytes | None:
+        """The whole body (within the limit), or None when the client went away."""
+        try:
+            return b"".join([chunk async for chunk in self.stream()])
+        except ClientGoneError:
+            return None
+
+
+class ReplayableBody:
+    """A body held in memory, sent again on every attempt (never "started" for good)."""
+
+    started = False
+    client_failed = False
+    too_large = False
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        yield self.data
+
 
 class Proxy:
     def __init__(self, *, upstreams: Mapping[str, Upstream], max_body_bytes: int) -> None:
@@ -167,9 +188,16 @@ class Proxy:
         target = scope["raw_path"].decode("latin-1")
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
-        body = None
+        body: RequestBody | ReplayableBody | None = None
         if method not in IDEMPOTENT_METHODS or content_length not in (None, b"0") or chunked:
             body = RequestBody(receive, self.max_body_bytes)
+            replay_limit = upstream.settings.retry.replay_body_bytes
+            if idempotency_key and not chunked and int(content_length or 0) <= replay_limit:
+                # Small enough to hold: read it whole, so a retry can send it again.
+                data = await body.read()
+                if data is None:
+                    return  # the client left before its body arrived
+                body = ReplayableBody(data)
         headers = upstream_request_headers(
             scope, identity, keep_content_length=content_length is not None and not chunked
         )
