@@ -139,7 +139,7 @@ def gateway_settings(
 async def running_gateway(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with (
-        app.router.lifespan_context(app),
+        app.api.router.lifespan_context(app.api),
         httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 5555)),
             base_url="http://shop.example",

@@ -44,7 +44,8 @@ local allow_at = new_tat - window
 if now < allow_at then
   return {0, 0, allow_at - now, tat - now}
 end
-redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+local ttl_ms = math.max(1, math.ceil((new_tat - now) / 1000))
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', ttl_ms)
 return {1, math.floor((now - allow_at) / interval), 0, new_tat - now}
 """
 
@@ -119,7 +120,8 @@ class RateLimiter:
             self._unavailable(None)
             return None
         window_us = policy.window_seconds * 1_000_000
-        interval_us = window_us // policy.limit
+        # At least a microsecond apart: a huge limit must not make the interval (and TTL) zero.
+        interval_us = max(1, window_us // policy.limit)
         try:
             allowed, remaining, retry_after_us, reset_us = await self._script(
                 keys=[f"{KEY_PREFIX}{policy.name}:{partition}"], args=[interval_us, window_us]
