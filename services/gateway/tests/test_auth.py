@@ -306,7 +306,7 @@ async def test_a_rotated_key_is_fetched_when_a_token_names_it(
         serve_upstream(recorder.app()) as upstream,
         # Refetches allowed at once, so the test need not wait out the interval.
         make_gateway(
-            {"users": upstream, "orders": upstream}, auth={"jwks_min_refresh_seconds": 0.001}
+            {"users": upstream, "orders": upstream}, jwks_min_refresh_seconds=0.001
         ) as client,
     ):
         assert (await client.get("/api/v1/orders", headers=issuer.bearer())).status_code == 200

@@ -97,35 +97,6 @@ class RateLimitSettings(BaseModel):
     exempt_paths: list[str] = Field(default_factory=lambda: ["/healthz", "/readyz", "/metrics"])
 
 
-class AuthSettings(BaseModel):
-    # Where clients get tokens (users' OAuth2 endpoint, through the gateway): the API docs'
-    # "Authorize" posts there.
-    token_endpoint: str = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
-    issuer: str = "shopstack"
-    audience: str = "shopstack-api"
-    algorithms: frozenset[str] = frozenset({"EdDSA"})
-    leeway_seconds: float = Field(default=30.0, ge=0, le=300)
-    # JWKS: cached for the max-age users sends (clamped to these bounds), refetched at most
-    # once per ``jwks_min_refresh_seconds`` when a token names a key id we do not know.
-    jwks_default_ttl_seconds: PositiveFloat = 300.0
-    jwks_min_ttl_seconds: PositiveFloat = 30.0
-    jwks_max_ttl_seconds: PositiveFloat = 3600.0
-    jwks_min_refresh_seconds: PositiveFloat = 5.0
-    jwks_timeout_seconds: PositiveFloat = 2.0
-    # Verified tokens are remembered (until they expire) so a client's next request skips the
-    # signature check; 0 turns it off.
-    verified_cache_size: int = Field(default=10_000, ge=0)
-
-    @model_validator(mode="after")
-    def _only_asymmetric(self) -> Self:
-        wrong = sorted(self.algorithms - ASYMMETRIC_ALGORITHMS)
-        if wrong or not self.algorithms:
-            raise ValueError(
-                f"auth.algorithms must be asymmetric signature algorithms; not allowed: {wrong}"
-            )
-        return self
-
-
 DEFAULT_ROUTES = [
     RouteRule(prefix="/api/v1/auth", upstream="users"),
     RouteRule(prefix="/api/v1/users", upstream="users"),
@@ -179,9 +150,26 @@ class GatewaySettings(BaseSettings):
     )
     routes: list[RouteRule] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
     public_routes: list[PublicRoute] = Field(default_factory=lambda: list(DEFAULT_PUBLIC_ROUTES))
-    # Where the token verification keys are; empty: the users upstream's JWKS.
+    # Access tokens (the contract with users): who issues them, for whom, signed how.
+    jwt_issuer: str = "shopstack"
+    jwt_audience: str = "shopstack-api"
+    jwt_algorithms: frozenset[str] = frozenset({"EdDSA"})
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)
+    # Where clients get tokens (users' OAuth2 endpoint, through the gateway): the API docs'
+    # "Authorize" posts there.
+    token_endpoint: str = "/api/v1/auth/token"  # noqa: S105 - a path, not a secret
+    # Verified tokens are remembered (until they expire) so a client's next request skips the
+    # signature check; 0 turns it off.
+    verified_token_cache_size: int = Field(default=10_000, ge=0)
+    # The signing keys; empty: the users upstream's JWKS. Kept for the max-age users sends
+    # (clamped to these bounds), refetched at most once per ``jwks_min_refresh_seconds`` when a
+    # token names a key id the gateway does not hold.
     jwks_url: str = ""
-    auth: AuthSettings = Field(default_factory=AuthSettings)
+    jwks_default_ttl_seconds: PositiveFloat = 300.0
+    jwks_min_ttl_seconds: PositiveFloat = 30.0
+    jwks_max_ttl_seconds: PositiveFloat = 3600.0
+    jwks_min_refresh_seconds: PositiveFloat = 5.0
+    jwks_timeout_seconds: PositiveFloat = 2.0
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     max_body_bytes: PositiveInt = 1024 * 1024
     redis_timeout_seconds: PositiveFloat = 0.25
@@ -201,10 +189,9 @@ class GatewaySettings(BaseSettings):
         upstreams = data.get("upstreams")
         if isinstance(upstreams, Mapping):
             data["upstreams"] = _deep_merge(_default_upstreams(), upstreams)
-        for name, model in (("auth", AuthSettings), ("rate_limit", RateLimitSettings)):
-            value = data.get(name)
-            if isinstance(value, Mapping):
-                data[name] = _deep_merge(model().model_dump(), value)
+        rate_limit = data.get("rate_limit")
+        if isinstance(rate_limit, Mapping):
+            data["rate_limit"] = _deep_merge(RateLimitSettings().model_dump(), rate_limit)
         return data
 
     @model_validator(mode="after")
@@ -214,6 +201,11 @@ class GatewaySettings(BaseSettings):
             raise ValueError(f"routes name upstreams that are not configured: {unknown}")
         if not self.jwks_url and "users" not in self.upstreams:
             raise ValueError("jwks_url must be set when there is no users upstream")
+        wrong = sorted(self.jwt_algorithms - ASYMMETRIC_ALGORITHMS)
+        if wrong or not self.jwt_algorithms:
+            raise ValueError(
+                f"jwt_algorithms must be asymmetric signature algorithms; not allowed: {wrong}"
+            )
         return self
 
     @property

@@ -76,7 +76,7 @@ class OpenAPIMerger:
         self.upstreams = upstreams
         self.cache_seconds = settings.openapi_cache_seconds
         self.timeout = settings.readiness_timeout_seconds
-        self.token_url = settings.auth.token_endpoint
+        self.token_url = settings.token_endpoint
         self._cached: Document | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()

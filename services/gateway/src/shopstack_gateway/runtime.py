@@ -54,14 +54,13 @@ async def running(settings: GatewaySettings) -> AsyncIterator[Runtime]:
         # add its backoff to every request while Redis is down.
         retry=Retry(NoBackoff(), 0),
     )
-    auth = settings.auth
     keys = KeySet(
-        http_fetcher(jwks_session, settings.resolved_jwks_url, auth.jwks_timeout_seconds),
-        algorithms=auth.algorithms,
-        default_ttl=auth.jwks_default_ttl_seconds,
-        min_ttl=auth.jwks_min_ttl_seconds,
-        max_ttl=auth.jwks_max_ttl_seconds,
-        min_refresh_seconds=auth.jwks_min_refresh_seconds,
+        http_fetcher(jwks_session, settings.resolved_jwks_url, settings.jwks_timeout_seconds),
+        algorithms=settings.jwt_algorithms,
+        default_ttl=settings.jwks_default_ttl_seconds,
+        min_ttl=settings.jwks_min_ttl_seconds,
+        max_ttl=settings.jwks_max_ttl_seconds,
+        min_refresh_seconds=settings.jwks_min_refresh_seconds,
     )
     runtime = Runtime(
         settings=settings,
@@ -70,11 +69,11 @@ async def running(settings: GatewaySettings) -> AsyncIterator[Runtime]:
         keys=keys,
         verifier=TokenVerifier(
             keys,
-            issuer=auth.issuer,
-            audience=auth.audience,
-            algorithms=auth.algorithms,
-            leeway_seconds=auth.leeway_seconds,
-            cache_size=auth.verified_cache_size,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            algorithms=settings.jwt_algorithms,
+            leeway_seconds=settings.jwt_leeway_seconds,
+            cache_size=settings.verified_token_cache_size,
         ),
         limiter=(
             RateLimiter(redis, fail_open=settings.rate_limit.fail_open)
