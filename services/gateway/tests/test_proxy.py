@@ -121,6 +121,16 @@ async def test_forwarding_headers_are_set(gateway: httpx.AsyncClient) -> None:
     assert headers["x-request-id"] == response.headers["x-request-id"]
 
 
+async def test_a_client_already_at_the_end_of_the_chain_is_not_listed_twice(
+    gateway: httpx.AsyncClient,
+) -> None:
+    # What NGINX sends: the chain ending with the client, whom uvicorn then reports as the peer.
+    response = await gateway.get(
+        "/api/v1/products", headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+    )
+    assert response.json()["headers"]["X-Forwarded-For"] == "198.51.100.7, 203.0.113.9"
+
+
 async def test_request_id_is_accepted_and_returned(gateway: httpx.AsyncClient) -> None:
     response = await gateway.get("/api/v1/products", headers={"X-Request-ID": "abc-123"})
     assert response.headers["x-request-id"] == "abc-123"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping
+from urllib.parse import quote
 
 import aiohttp
 from multidict import CIMultiDict, MultiMapping
@@ -91,7 +92,12 @@ def upstream_request_headers(
         headers.add(name, raw_value.decode("latin-1"))
     client = scope.get("client")
     client_host = client[0] if client else ""
-    headers["X-Forwarded-For"] = ", ".join(p for p in (forwarded_for, client_host) if p)
+    chain = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    # Behind a trusted proxy (NGINX) uvicorn already took the client from the end of the chain;
+    # appending it again would list it twice.
+    if client_host and (not chain or chain[-1] != client_host):
+        chain.append(client_host)
+    headers["X-Forwarded-For"] = ", ".join(chain)
     headers["X-Forwarded-Proto"] = scope.get("scheme", "http")
     if original_host:
         headers["X-Forwarded-Host"] = original_host
@@ -185,7 +191,9 @@ class Proxy:
             return
 
         method: str = scope["method"]
-        target = scope["raw_path"].decode("latin-1")
+        # The path as the client sent it (still percent-encoded); ASGI makes raw_path optional.
+        raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
+        target = raw_path.decode("latin-1")
         if scope.get("query_string"):
             target += "?" + scope["query_string"].decode("latin-1")
         body: RequestBody | ReplayableBody | None = None
