@@ -318,3 +318,16 @@ async def test_oauth2_redirect_page_is_served(gateway: httpx.AsyncClient) -> Non
     response = await gateway.get("/docs/oauth2-redirect")
     assert response.status_code == 200
     assert "oauth2" in response.text.lower()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/docs/assets/nope.js", 404), ("POST", "/openapi.json", 405), ("GET", "/doc", 404)],
+)
+async def test_errors_on_own_routes_are_problems(
+    gateway: httpx.AsyncClient, method: str, path: str, status: int
+) -> None:
+    response = await gateway.request(method, path)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["request_id"] == response.headers["x-request-id"]
