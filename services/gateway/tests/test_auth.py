@@ -345,3 +345,34 @@ async def test_unreachable_keys_are_a_503_not_a_401(
         assert int(response.headers["retry-after"]) >= 1
         # Public routes do not need the keys.
         assert (await client.get("/api/v1/products")).status_code == 200
+
+
+async def test_the_access_log_line_names_the_caller_and_the_upstream(
+    make_gateway: GatewayFactory,
+    serve_upstream: UpstreamServer,
+    recorder: Recorder,
+    issuer: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    user_id = str(uuid.uuid4())
+    # Started inside the test, so its JSON log handler writes to the stdout capsys captures.
+    async with (
+        serve_upstream(recorder.app()) as upstream,
+        make_gateway({"users": upstream, "orders": upstream}) as client,
+    ):
+        response = await client.get(
+            "/api/v1/orders?limit=5",
+            headers={**issuer.bearer(sub=user_id), "X-Request-ID": "log-1"},
+        )
+    assert response.status_code == 200
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    [access] = [line for line in lines if line["logger"] == "shopstack.access"]
+    assert access["method"] == "GET"
+    assert access["route"] == "/api/v1/orders/*"
+    assert access["path"] == "/api/v1/orders"
+    assert access["status"] == 200
+    assert access["duration_ms"] >= 0
+    assert access["upstream"] == "orders"
+    assert access["request_id"] == "log-1"
+    assert access["user_id"] == user_id
+    assert len(access["trace_id"]) == 32
