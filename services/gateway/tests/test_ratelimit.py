@@ -160,6 +160,24 @@ async def test_anonymous_callers_are_limited_per_address(gateway: httpx.AsyncCli
     assert limited.headers["ratelimit-policy"] == '"address";q=3;w=60'
 
 
+async def test_a_limited_client_gets_through_again_after_retry_after(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer, redis_url: str
+) -> None:
+    quick = {"address": {"limit": 2, "window_seconds": 2}}  # a burst of 2, then 1 per second
+    async with (
+        serve_upstream(ok_app()) as url,
+        make_gateway({"users": url, "orders": url}, redis_url=redis_url, rate_limit=quick) as gw,
+    ):
+        statuses = [(await gw.get("/api/v1/products")).status_code for _ in range(2)]
+        limited = await gw.get("/api/v1/products")
+        assert (statuses, limited.status_code) == ([200, 200], 429)
+        assert limited.headers["retry-after"] == "1"
+        await asyncio.sleep(int(limited.headers["retry-after"]))
+        again = await gw.get("/api/v1/products")
+        assert again.status_code == 200
+        assert again.headers["ratelimit"].startswith('"address";r=0;')
+
+
 async def test_authenticated_callers_have_their_own_bucket(
     gateway: httpx.AsyncClient, issuer: Any
 ) -> None:
