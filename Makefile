@@ -71,6 +71,21 @@ test-integration: $(VENV_STAMP) ## only the tests on real PostgreSQL and Redis
 test-e2e: $(VENV_STAMP) ## only the whole-platform tests (starts `make up` and talks to NGINX)
 	$(call PYTEST_TIER,-m e2e)
 
+.PHONY: bench-gateway
+bench-gateway: $(VENV_STAMP) ## gateway overhead: a cached product read, direct vs through the gateway (wrk)
+	@$(MAKE) wrk
+	$(RUN) python services/gateway/benchmarks/bench_gateway.py
+
+.PHONY: bench-gateway-clients
+bench-gateway-clients: $(VENV_STAMP) ## the proxy's HTTP client, measured: aiohttp vs httpx pass-through (wrk)
+	@$(MAKE) wrk
+	$(RUN) python services/gateway/benchmarks/bench_clients.py
+
+.PHONY: wrk
+wrk:
+	@command -v wrk >/dev/null || { echo "installing wrk (apt-get)"; \
+	  apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+
 .PHONY: lint
 lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy --strict
 	$(RUN) ruff check .

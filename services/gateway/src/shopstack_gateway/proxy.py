@@ -1,23 +1,36 @@
-"""The streaming reverse proxy, as a plain ASGI app.
+"""The streaming reverse proxy, as a plain ASGI callable.
 
 Bodies stream both ways (nothing is buffered whole); hop-by-hop headers are dropped, the
-``X-Forwarded-*`` headers are set, and identity headers from the client are always removed.
+``X-Forwarded-*`` headers are set, identity headers from the client are always removed and the
+verified identity is added; ``traceparent`` carries the gateway's span to the upstream.
+Statuses and bodies from the upstream pass through unchanged; only failures the gateway sees
+itself become its own problem+json answers (413, 502, 503, 504).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 from collections.abc import AsyncIterator, Mapping
+from urllib.parse import quote
 
 import aiohttp
 from multidict import CIMultiDict, MultiMapping
+from opentelemetry import propagate
 
-from shopstack_common.asgi import ROUTE_SCOPE_KEY, Message, Receive, Scope, Send
+from shopstack_common.asgi import Message, Receive, Scope, Send
 from shopstack_common.context import REQUEST_ID_HEADER, annotate_request, current_request_id
-from shopstack_common.identity import is_identity_header
-from shopstack_common.problem import PROBLEM_CONTENT_TYPE, problem_body, problem_type
-from shopstack_gateway.routing import RouteTable
+from shopstack_common.identity import IDENTITY_HEADER_PREFIX, Identity
+from shopstack_gateway import metrics
+from shopstack_gateway.problems import send_problem
+from shopstack_gateway.resilience import CircuitOpenError
+from shopstack_gateway.routing import Match
+from shopstack_gateway.upstreams import (
+    IDEMPOTENT_METHODS,
+    Upstream,
+    UpstreamTimeoutError,
+    UpstreamUnreachableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,27 +48,17 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-CHUNK_SIZE = 64 * 1024
+_DROPPED_REQUEST = HOP_BY_HOP | {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+_DROPPED_RESPONSE = HOP_BY_HOP | {REQUEST_ID_HEADER.lower()}
+_IDENTITY_PREFIX = IDENTITY_HEADER_PREFIX.encode()
 
 
 class BodyTooLargeError(Exception):
     pass
 
 
-async def send_problem(
-    send: Send, status: int, *, slug: str | None = None, detail: str | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> None:  # fmt: skip
-    body = json.dumps(
-        problem_body(status, detail=detail, type_=problem_type(slug) if slug else None)
-    ).encode()
-    raw_headers = [
-        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
+class ClientGoneError(Exception):
+    pass
 
 
 def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[str]:
@@ -67,167 +70,215 @@ def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> set[str]:
     return tokens
 
 
-def upstream_request_headers(scope: Scope, extra: Mapping[str, str]) -> CIMultiDict[str]:
+def upstream_request_headers(
+    scope: Scope, identity: Identity | None, *, keep_content_length: bool
+) -> CIMultiDict[str]:
     raw: list[tuple[bytes, bytes]] = scope["headers"]
-    dropped = HOP_BY_HOP | _connection_tokens(raw) | {"host", "content-length"}
+    dropped = _DROPPED_REQUEST | _connection_tokens(raw)
+    if not keep_content_length:
+        dropped = dropped | {"content-length"}
     headers: CIMultiDict[str] = CIMultiDict()
-    client_host = ""
     forwarded_for = ""
     original_host = ""
     for raw_name, raw_value in raw:
+        # ASGI servers hand header names over lower-cased.
         name = raw_name.decode("latin-1")
-        value = raw_value.decode("latin-1")
-        lowered = name.lower()
-        if lowered == "host":
-            original_host = value
-        if lowered == "x-forwarded-for":
-            forwarded_for = value
+        if name in dropped or raw_name.startswith(_IDENTITY_PREFIX):
+            if name == "host":
+                original_host = raw_value.decode("latin-1")
+            elif name == "x-forwarded-for":
+                forwarded_for = raw_value.decode("latin-1")
             continue
-        if lowered in dropped or is_identity_header(lowered) or lowered.startswith("x-forwarded-"):
-            continue
-        headers.add(name, value)
+        headers.add(name, raw_value.decode("latin-1"))
     client = scope.get("client")
-    if client:
-        client_host = client[0]
-    headers["X-Forwarded-For"] = ", ".join(p for p in (forwarded_for, client_host) if p)
+    client_host = client[0] if client else ""
+    chain = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    # Behind a trusted proxy (NGINX) uvicorn already took the client from the end of the chain;
+    # appending it again would list it twice.
+    if client_host and (not chain or chain[-1] != client_host):
+        chain.append(client_host)
+    headers["X-Forwarded-For"] = ", ".join(chain)
     headers["X-Forwarded-Proto"] = scope.get("scheme", "http")
     if original_host:
         headers["X-Forwarded-Host"] = original_host
     request_id = current_request_id()
     if request_id:
         headers[REQUEST_ID_HEADER] = request_id
-    headers.update(extra)
+    if identity is not None:
+        headers.update(identity.to_headers())
+    # The gateway's span becomes the upstream's parent (W3C traceparent / tracestate).
+    propagate.inject(headers)
     return headers
 
 
 def response_headers(headers: MultiMapping[str]) -> list[tuple[bytes, bytes]]:
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    dropped = HOP_BY_HOP | _connection_tokens(raw) | {REQUEST_ID_HEADER.lower()}
+    dropped = _DROPPED_RESPONSE | _connection_tokens(raw)
     return [(k, v) for k, v in raw if k.decode("latin-1") not in dropped]
 
 
 class RequestBody:
     """The client's body as an async iterator for aiohttp, cut off past ``limit`` bytes.
 
-    aiohttp wraps errors raised while it sends a body, so the cut-off is also remembered in
-    ``too_large`` for the proxy to answer 413 instead of 502."""
+    aiohttp wraps errors raised while it sends a body, so what went wrong is also remembered:
+    ``too_large`` (answer 413, not 502) and ``client_failed`` (the client's fault, not the
+    upstream's); ``started`` tells whether any of it was read (then it cannot be replayed)."""
 
     def __init__(self, receive: Receive, limit: int) -> None:
         self.receive = receive
         self.limit = limit
         self.too_large = False
+        self.client_failed = False
+        self.started = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    async def stream(self) -> AsyncIterator[bytes]:
         received = 0
         while True:
+            self.started = True
             message: Message = await self.receive()
             if message["type"] == "http.disconnect":
-                return
+                # Gone mid-body: abort the upstream request rather than send half a body.
+                self.client_failed = True
+                raise ClientGoneError
             chunk: bytes = message.get("body", b"")
             received += len(chunk)
             if received > self.limit:
-                self.too_large = True
+                self.too_large = self.client_failed = True
                 raise BodyTooLargeError
             if chunk:
                 yield chunk
             if not message.get("more_body", False):
                 return
 
+    async def read(self) -> bytes | None:
+        """The whole body (within the limit), or None when the client went away."""
+        try:
+            return b"".join([chunk async for chunk in self.stream()])
+        except ClientGoneError:
+            return None
+
+
+class ReplayableBody:
+    """A body held in memory, sent again on every attempt (never "started" for good)."""
+
+    started = False
+    client_failed = False
+    too_large = False
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        yield self.data
+
 
 class Proxy:
-    def __init__(
-        self,
-        *,
-        routes: RouteTable,
-        sessions: Mapping[str, aiohttp.ClientSession],
-        base_urls: Mapping[str, str],
-        max_body_bytes: int,
-    ) -> None:
-        self.routes = routes
-        self.sessions = sessions
-        self.base_urls = {name: url.rstrip("/") for name, url in base_urls.items()}
+    def __init__(self, *, upstreams: Mapping[str, Upstream], max_body_bytes: int) -> None:
+        self.upstreams = upstreams
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        match = self.routes.match(scope["path"])
-        if match is None:
-            await send_problem(send, 404, detail="No route serves this path.")
-            return
-        scope[ROUTE_SCOPE_KEY] = f"{match.prefix}/*"
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, match: Match, identity: Identity | None
+    ) -> None:
+        upstream = self.upstreams[match.upstream]
         annotate_request(upstream=match.upstream)
 
-        content_length = _header(scope, b"content-length")
-        if (
-            content_length is not None
-            and content_length.isdigit()
-            and int(content_length) > self.max_body_bytes
+        content_length, chunked, idempotency_key = _body_headers(scope)
+        if content_length is not None and (
+            not content_length.isdigit() or int(content_length) > self.max_body_bytes
         ):
-            await send_problem(
-                send, 413, slug="body-too-large",
-                detail=f"The request body is larger than {self.max_body_bytes} bytes.",
-            )  # fmt: skip
+            await self._too_large(send)
             return
 
-        url = self.base_urls[match.upstream] + scope["raw_path"].decode("latin-1")
-        if scope.get("query_string"):
-            url += "?" + scope["query_string"].decode("latin-1")
         method: str = scope["method"]
-        body = None
-        if (
-            method not in {"GET", "HEAD", "OPTIONS"}
-            or content_length
-            or _header(scope, b"transfer-encoding")
-        ):
+        # The path as the client sent it (still percent-encoded); ASGI makes raw_path optional.
+        raw_path = scope.get("raw_path") or quote(scope["path"]).encode()
+        target = raw_path.decode("latin-1")
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        body: RequestBody | ReplayableBody | None = None
+        if method not in IDEMPOTENT_METHODS or content_length not in (None, b"0") or chunked:
             body = RequestBody(receive, self.max_body_bytes)
-        session = self.sessions[match.upstream]
-        response_started = False
+            replay_limit = upstream.settings.retry.replay_body_bytes
+            if idempotency_key and not chunked and int(content_length or 0) <= replay_limit:
+                # Small enough to hold: read it whole, so a retry can send it again.
+                data = await body.read()
+                if data is None:
+                    return  # the client left before its body arrived
+                body = ReplayableBody(data)
+        headers = upstream_request_headers(
+            scope, identity, keep_content_length=content_length is not None and not chunked
+        )
         try:
-            async with session.request(
-                method,
-                url,
-                headers=upstream_request_headers(scope, {}),
-                data=body.__aiter__() if body is not None else None,
-                allow_redirects=False,
-            ) as upstream:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": upstream.status,
-                        "headers": response_headers(upstream.headers),
-                    }
-                )
-                response_started = True
-                async for chunk in upstream.content.iter_chunked(CHUNK_SIZE):
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-        except TimeoutError:
-            if response_started:
-                raise
-            logger.warning("upstream %s timed out", match.upstream)
+            response = await upstream.open(
+                method, target, headers=headers, body=body,
+                idempotent=method in IDEMPOTENT_METHODS or idempotency_key,
+            )  # fmt: skip
+        except CircuitOpenError as error:
+            metrics.CIRCUIT_REJECTED.labels(error.upstream).inc()
             await send_problem(
-                send,
-                504,
-                slug="upstream-timeout",
+                send, 503, slug="upstream-circuit-open",
+                detail=f"{error.upstream} is failing; the gateway sends it nothing for now.",
+                headers={"Retry-After": str(max(1, math.ceil(error.retry_after)))},
+            )  # fmt: skip
+        except UpstreamTimeoutError:
+            await send_problem(
+                send, 504, slug="upstream-timeout",
                 detail=f"{match.upstream} did not answer in time.",
-            )
-        except (BodyTooLargeError, aiohttp.ClientError) as error:
-            if response_started:
-                raise
-            if isinstance(error, BodyTooLargeError) or (body is not None and body.too_large):
+            )  # fmt: skip
+        except (BodyTooLargeError, ClientGoneError, UpstreamUnreachableError, aiohttp.ClientError):
+            if body is not None and body.too_large:
+                await self._too_large(send)
+            elif body is None or not body.client_failed:  # else nobody waits for an answer
                 await send_problem(
-                    send, 413, slug="body-too-large",
-                    detail=f"The request body is larger than {self.max_body_bytes} bytes.",
+                    send, 502, slug="upstream-unreachable",
+                    detail=f"{match.upstream} is unreachable.",
                 )  # fmt: skip
-                return
-            logger.warning("upstream %s unreachable: %s", match.upstream, error)
-            await send_problem(
-                send, 502, slug="upstream-unreachable", detail=f"{match.upstream} is unreachable."
-            )
+        else:
+            try:
+                await relay(response, send)
+            finally:
+                response.release()
+
+    async def _too_large(self, send: Send) -> None:
+        await send_problem(
+            send, 413, slug="body-too-large",
+            detail=f"The request body is larger than {self.max_body_bytes} bytes.",
+        )  # fmt: skip
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            decoded: str = value.decode("latin-1")
-            return decoded
-    return None
+def _body_headers(scope: Scope) -> tuple[bytes | None, bool, bool]:
+    """Content-Length, whether the body is chunked, whether an Idempotency-Key was sent."""
+    content_length = None
+    chunked = idempotency_key = False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            content_length = value
+        elif name == b"transfer-encoding":
+            chunked = True
+        elif name == b"idempotency-key":
+            idempotency_key = True
+    return content_length, chunked, idempotency_key
+
+
+async def relay(response: aiohttp.ClientResponse, send: Send) -> None:
+    """Status, headers and body as they come. An upstream that fails mid-body raises here:
+    the server then cuts the connection, which tells the client the body is incomplete."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status,
+            "headers": response_headers(response.headers),
+        }
+    )
+    content = response.content
+    while True:
+        chunk = await content.readany()
+        if not chunk:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        # A small body arrives whole: one message, without an empty one to end it.
+        more = not content.at_eof()
+        await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        if not more:
+            return

@@ -1,11 +1,19 @@
-"""The route table: which upstream serves a path."""
+"""The route table (which upstream serves a path) and the public routes (which need no token).
+
+Both match whole path segments, so ``/api/v1/users`` covers ``/api/v1/users/42`` but not
+``/api/v1/usersettings``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shopstack_gateway.config import RouteRule
+from shopstack_gateway.config import PublicRoute, RouteRule
+
+
+def _covers(prefix: str, path: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 @dataclass(frozen=True)
@@ -15,19 +23,40 @@ class Match:
 
 
 class RouteTable:
-    """Longest prefix wins; a prefix matches whole path segments only, so ``/api/v1/users``
-    serves ``/api/v1/users/42`` but not ``/api/v1/usersettings``."""
+    """Longest prefix wins."""
 
     def __init__(self, rules: Sequence[RouteRule]) -> None:
-        self._rules = sorted(rules, key=lambda rule: len(rule.prefix), reverse=True)
+        self._matches = sorted(
+            (Match(prefix=rule.prefix.rstrip("/"), upstream=rule.upstream) for rule in rules),
+            key=lambda match: len(match.prefix),
+            reverse=True,
+        )
 
     def match(self, path: str) -> Match | None:
-        for rule in self._rules:
-            prefix = rule.prefix.rstrip("/")
-            if path == prefix or path.startswith(prefix + "/"):
-                return Match(prefix=prefix, upstream=rule.upstream)
+        for match in self._matches:
+            if _covers(match.prefix, path):
+                return match
         return None
 
     @property
     def upstreams(self) -> set[str]:
-        return {rule.upstream for rule in self._rules}
+        return {match.upstream for match in self._matches}
+
+    def upstream_of(self, path: str) -> str | None:
+        match = self.match(path)
+        return match.upstream if match else None
+
+
+class PublicRoutes:
+    """Proxied requests that pass without a token; every other proxied request needs one."""
+
+    def __init__(self, rules: Sequence[PublicRoute]) -> None:
+        self._rules = [
+            (rule.prefix.rstrip("/"), frozenset(m.upper() for m in rule.methods)) for rule in rules
+        ]
+
+    def allows(self, method: str, path: str) -> bool:
+        for prefix, methods in self._rules:
+            if _covers(prefix, path) and (not methods or method in methods):
+                return True
+        return False

@@ -1,0 +1,53 @@
+"""The gateway's own metrics, next to the HTTP ones every service exports (shopstack_common)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+UPSTREAM_ATTEMPTS = Counter(
+    "shopstack_gateway_upstream_attempts",
+    "Requests the gateway sent to an upstream (retries included), by upstream and outcome "
+    "(ok, error_status, timeout, unreachable).",
+    ["upstream", "outcome"],
+)
+UPSTREAM_RETRIES = Counter(
+    "shopstack_gateway_upstream_retries",
+    "Retries of idempotent requests, by upstream.",
+    ["upstream"],
+)
+RETRIES_DENIED = Counter(
+    "shopstack_gateway_upstream_retries_denied",
+    "Retries the retry budget refused, by upstream.",
+    ["upstream"],
+)
+CIRCUIT_OPENED = Counter(
+    "shopstack_gateway_circuit_opened",
+    "Times an upstream's circuit breaker opened.",
+    ["upstream"],
+)
+CIRCUIT_REJECTED = Counter(
+    "shopstack_gateway_circuit_rejected",
+    "Requests answered 503 because the upstream's circuit was open.",
+    ["upstream"],
+)
+CIRCUIT_STATE = Gauge(
+    "shopstack_gateway_circuit_state",
+    "Circuit breaker state per upstream (0 closed, 1 open, 2 half-open); the worst worker wins.",
+    ["upstream"],
+    multiprocess_mode="livemax",
+)
+AUTH_FAILURES = Counter(
+    "shopstack_gateway_auth_failures",
+    "Requests refused for their credentials, by reason.",
+    ["reason"],
+)
+JWKS_FETCHES = Counter(
+    "shopstack_gateway_jwks_fetches",
+    "Fetches of the token signing keys, by outcome (ok, error).",
+    ["outcome"],
+)
+RATE_LIMITED = Counter(
+    "shopstack_gateway_rate_limited",
+    "Requests answered 429, by rate-limit policy.",
+    ["policy"],
+)

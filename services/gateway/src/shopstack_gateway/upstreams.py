@@ -1,0 +1,168 @@
+"""An upstream: its pooled HTTP client, circuit breaker and retry budget, and the one way to
+send it a request (``Upstream.open``) that applies them.
+
+The client is aiohttp, chosen by measurement (see the README's benchmark): one
+``ClientSession`` per upstream, created in the lifespan, with keep-alive and explicit limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+import aiohttp
+from multidict import CIMultiDict
+
+from shopstack_gateway import metrics
+from shopstack_gateway.config import UpstreamSettings
+from shopstack_gateway.resilience import CircuitBreaker, RetryBudget, backoff_seconds
+
+logger = logging.getLogger(__name__)
+
+# An upstream that answers these is not able to serve right now; they count against its breaker
+# and an idempotent request may be retried.
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class UpstreamTimeoutError(Exception):
+    pass
+
+
+class UpstreamUnreachableError(Exception):
+    pass
+
+
+def create_session(settings: UpstreamSettings) -> aiohttp.ClientSession:
+    """One pooled client per upstream, with explicit limits and timeouts."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(
+            limit=settings.max_connections,
+            limit_per_host=settings.max_connections,
+            keepalive_timeout=settings.keepalive_seconds,
+            ttl_dns_cache=30,
+        ),
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            sock_connect=settings.connect_timeout_seconds,
+            sock_read=settings.read_timeout_seconds,
+        ),
+        auto_decompress=False,
+        # Pass bodies and headers through as they are.
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        # The gateway relays cookies; it never keeps them.
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+class StreamedBody(Protocol):
+    """A request body read from the client while it is sent on."""
+
+    started: bool  # some of it was read: the request can no longer be replayed
+    client_failed: bool  # reading it failed through the client's fault (too large, gone)
+
+    def stream(self) -> AsyncIterator[bytes]: ...
+
+
+class Upstream:
+    def __init__(self, name: str, settings: UpstreamSettings, session: aiohttp.ClientSession):
+        self.name = name
+        self.settings = settings
+        self.base_url = settings.url.rstrip("/")
+        self.session = session
+        self.breaker = CircuitBreaker(
+            name,
+            failure_threshold=settings.breaker.failure_threshold,
+            open_seconds=settings.breaker.open_seconds,
+        )
+        self.budget = RetryBudget(
+            ratio=settings.retry.budget_ratio, min_per_second=settings.retry.budget_min_per_second
+        )
+
+    async def open(
+        self,
+        method: str,
+        target: str,
+        *,
+        headers: CIMultiDict[str] | Mapping[str, str],
+        body: StreamedBody | None = None,
+        idempotent: bool,
+        client_timeout: aiohttp.ClientTimeout | None = None,
+    ) -> aiohttp.ClientResponse:
+        """Send the request and return the response with its body unread; the caller releases it.
+
+        Raises ``CircuitOpenError`` (the breaker refuses), ``UpstreamTimeoutError`` or
+        ``UpstreamUnreachableError``. An idempotent request is retried after a failure to
+        connect or an unavailable-status answer, with jittered backoff, while the retry budget
+        allows and only if no byte of its body has been sent (a streamed body cannot be replayed).
+        A read timeout is never retried: the caller asked for an answer within it.
+        """
+        url = self.base_url + target
+        retry = self.settings.retry
+        options: dict[str, Any] = {"timeout": client_timeout} if client_timeout else {}
+        self.budget.record_request()
+        attempt = 1
+        while True:
+            self.breaker.before_request()
+            try:
+                response = await self.session.request(
+                    method, url, headers=headers, allow_redirects=False,
+                    data=body.stream() if body is not None else None, **options,
+                )  # fmt: skip
+            except aiohttp.ClientConnectionError as error:
+                if body is not None and body.client_failed:
+                    raise  # not the upstream's fault: its breaker does not hear of it
+                failure: Exception | None = error
+                outcome = "timeout" if isinstance(error, TimeoutError) else "unreachable"
+                if isinstance(error, aiohttp.SocketTimeoutError):
+                    self._record(outcome, ok=False)
+                    raise UpstreamTimeoutError(self.name) from error
+            except TimeoutError as error:
+                self._record("timeout", ok=False)
+                raise UpstreamTimeoutError(self.name) from error
+            else:
+                if response.status not in UNAVAILABLE_STATUSES:
+                    self._record("ok", ok=True)
+                    return response
+                failure, outcome = None, "error_status"
+            self._record(outcome, ok=False)
+            replayable = body is None or not body.started
+            if not (idempotent and replayable and attempt < retry.attempts and self._spend()):
+                if failure is None:
+                    return response  # the upstream's own 502/503/504 goes to the client as is
+                if outcome == "timeout":
+                    raise UpstreamTimeoutError(self.name) from failure
+                raise UpstreamUnreachableError(self.name) from failure
+            if failure is None:
+                response.release()
+            logger.info("retrying %s %s on %s (%s)", method, target, self.name, outcome)
+            delay = backoff_seconds(
+                attempt, base=retry.backoff_base_seconds, cap=retry.backoff_max_seconds
+            )
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    def _record(self, outcome: str, *, ok: bool) -> None:
+        metrics.UPSTREAM_ATTEMPTS.labels(self.name, outcome).inc()
+        if ok:
+            self.breaker.record_success()
+        else:
+            self.breaker.record_failure()
+
+    def _spend(self) -> bool:
+        if self.budget.try_spend():
+            metrics.UPSTREAM_RETRIES.labels(self.name).inc()
+            return True
+        metrics.RETRIES_DENIED.labels(self.name).inc()
+        return False
+
+
+def is_idempotent(method: str, headers: Mapping[str, Any] | None = None) -> bool:
+    return method in IDEMPOTENT_METHODS or bool(headers and headers.get("idempotency-key"))
+
+
+async def close_all(upstreams: Mapping[str, Upstream]) -> None:
+    for upstream in upstreams.values():
+        await upstream.session.close()

@@ -1,0 +1,328 @@
+"""Circuit breaker, retry budget and retries: the parts on a fake clock, then through the proxy
+against in-process upstreams that fail on purpose."""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from shopstack_devstack.ports import free_port
+from shopstack_gateway.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    CircuitOpenError,
+    RetryBudget,
+    backoff_seconds,
+)
+
+GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+UpstreamServer = Callable[..., AbstractAsyncContextManager[str]]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- the breaker on its own -------------------------------------------------------------
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def breaker(clock: FakeClock) -> CircuitBreaker:
+    return CircuitBreaker("orders", failure_threshold=3, open_seconds=10, clock=clock)
+
+
+def test_breaker_opens_after_consecutive_failures_only(breaker: CircuitBreaker) -> None:
+    for _ in range(2):
+        breaker.before_request()
+        breaker.record_failure()
+    breaker.record_success()  # the streak is broken
+    for _ in range(2):
+        breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+
+
+def test_open_breaker_refuses_with_the_time_left(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 4
+    with pytest.raises(CircuitOpenError) as refused:
+        breaker.before_request()
+    assert refused.value.retry_after == pytest.approx(6)
+
+
+def test_half_open_lets_one_probe_through_and_closes_on_its_success(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 10
+    breaker.before_request()  # the probe
+    assert breaker.state is BreakerState.HALF_OPEN
+    with pytest.raises(CircuitOpenError):
+        breaker.before_request()  # nobody else while the probe is out
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+    breaker.before_request()
+
+
+def test_a_failed_probe_opens_the_breaker_again(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 10
+    breaker.before_request()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    with pytest.raises(CircuitOpenError) as refused:
+        breaker.before_request()
+    assert refused.value.retry_after == pytest.approx(10)
+
+
+def test_a_probe_that_never_reports_does_not_wedge_the_breaker(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 10
+    breaker.before_request()  # this probe's client goes away: no outcome is ever recorded
+    clock.now += 10
+    breaker.before_request()  # the next request becomes the probe
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+
+
+# -- the retry budget and backoff -------------------------------------------------------
+
+
+def test_retry_budget_allows_a_share_of_the_traffic(clock: FakeClock) -> None:
+    budget = RetryBudget(ratio=0.25, min_per_second=0, clock=clock)
+    while budget.try_spend():  # spend what it starts with
+        pass
+    for _ in range(40):
+        budget.record_request()
+    spent = 0
+    while budget.try_spend():
+        spent += 1
+    assert spent == 10
+
+
+def test_retry_budget_refills_over_time_up_to_its_cap(clock: FakeClock) -> None:
+    budget = RetryBudget(ratio=0, min_per_second=1, clock=clock)
+    while budget.try_spend():
+        pass
+    assert not budget.try_spend()
+    clock.now += 2
+    assert budget.try_spend()
+    assert budget.try_spend()
+    assert not budget.try_spend()
+    clock.now += 10_000  # a long quiet spell banks no more than the cap
+    spent = 0
+    while budget.try_spend():
+        spent += 1
+    assert spent == budget.cap
+
+
+@pytest.mark.parametrize("retry", [1, 2, 3, 8])
+def test_backoff_is_jittered_below_the_exponential_step_and_the_cap(retry: int) -> None:
+    samples = [backoff_seconds(retry, base=0.05, cap=0.3) for _ in range(200)]
+    ceiling = min(0.3, 0.05 * 2 ** (retry - 1))
+    assert all(0 <= s <= ceiling for s in samples)
+    assert len(set(samples)) > 100  # jitter, not a fixed delay
+
+
+# -- through the proxy ------------------------------------------------------------------
+
+
+class Flaky:
+    """Answers ``failures`` requests with 503, then 201/200; counts requests and bodies."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests = 0
+        self.bodies: list[bytes] = []
+
+    def app(self) -> web.Application:
+        async def handle(request: web.Request) -> web.Response:
+            self.requests += 1
+            self.bodies.append(await request.read())
+            if self.requests <= self.failures:
+                return web.json_response({"detail": "busy"}, status=503)
+            return web.json_response({"ok": True}, status=201 if request.method == "POST" else 200)
+
+        async def slow(_: web.Request) -> web.Response:
+            self.requests += 1
+            await asyncio.sleep(2)
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_get("/api/v1/products/slow", slow)
+        app.router.add_route("*", "/{tail:.*}", handle)
+        return app
+
+
+@asynccontextmanager
+async def hanging_up(port: int, times: int) -> AsyncIterator[list[int]]:
+    """A raw server that reads a request and hangs up ``times`` times, then answers 200."""
+    connections = [0]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections[0] += 1
+        await reader.readuntil(b"\r\n\r\n")
+        if connections[0] > times:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    try:
+        yield connections
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+FAST_RETRIES = {"retry": {"backoff_base_seconds": 0.001, "backoff_max_seconds": 0.002}}
+
+
+async def test_get_is_retried_after_an_unavailable_answer(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer
+) -> None:
+    flaky = Flaky(failures=2)
+    async with (
+        serve_upstream(flaky.app()) as url,
+        make_gateway({"users": url, "orders": url}, upstream_options=FAST_RETRIES) as client,
+    ):
+        response = await client.get("/api/v1/products")
+    assert response.status_code == 200
+    assert flaky.requests == 3
+
+
+async def test_get_is_retried_after_the_upstream_hangs_up(make_gateway: GatewayFactory) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with (
+        hanging_up(port, times=1) as connections,
+        make_gateway({"users": url, "orders": url}, upstream_options=FAST_RETRIES) as client,
+    ):
+        response = await client.get("/api/v1/products")
+    assert response.status_code == 200
+    assert response.text == "ok"
+    assert connections[0] == 2
+
+
+async def test_post_without_idempotency_key_is_never_retried(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer, issuer: Any
+) -> None:
+    flaky = Flaky(failures=1)
+    async with (
+        serve_upstream(flaky.app()) as url,
+        make_gateway({"users": url, "orders": url}, upstream_options=FAST_RETRIES) as client,
+    ):
+        response = await client.post("/api/v1/orders", json={"a": 1}, headers=issuer.bearer())
+    # The upstream's own 503 goes back as it was, after exactly one try.
+    assert response.status_code == 503
+    assert response.json() == {"detail": "busy"}
+    assert flaky.requests == 1
+
+
+async def test_post_without_idempotency_key_is_not_retried_after_a_hang_up(
+    make_gateway: GatewayFactory, issuer: Any
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    async with (
+        hanging_up(port, times=1) as connections,
+        make_gateway({"users": url, "orders": url}, upstream_options=FAST_RETRIES) as client,
+    ):
+        response = await client.post("/api/v1/orders", json={"a": 1}, headers=issuer.bearer())
+    assert response.status_code == 502
+    assert connections[0] == 1
+
+
+async def test_post_with_idempotency_key_is_retried_with_its_whole_body(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer, issuer: Any
+) -> None:
+    flaky = Flaky(failures=1)
+    async with (
+        serve_upstream(flaky.app()) as url,
+        make_gateway({"users": url, "orders": url}, upstream_options=FAST_RETRIES) as client,
+    ):
+        response = await client.post(
+            "/api/v1/orders",
+            content=b'{"items": [1, 2, 3]}',
+            headers={**issuer.bearer(), "Idempotency-Key": "order-42"},
+        )
+    assert response.status_code == 201
+    assert flaky.bodies == [b'{"items": [1, 2, 3]}'] * 2
+
+
+async def test_retries_stop_when_the_budget_is_spent(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer
+) -> None:
+    flaky = Flaky(failures=100)
+    options = {"retry": {**FAST_RETRIES["retry"], "budget_ratio": 0, "budget_min_per_second": 0}}
+    async with (
+        serve_upstream(flaky.app()) as url,
+        make_gateway({"users": url, "orders": url}, upstream_options=options) as client,
+    ):
+        first = await client.get("/api/v1/products")
+        second = await client.get("/api/v1/products")
+    assert (first.status_code, second.status_code) == (503, 503)
+    # The budget held one retry: the first request had it, the second got none.
+    assert flaky.requests == 3
+
+
+async def test_slow_upstream_is_504_and_not_retried(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer
+) -> None:
+    flaky = Flaky(failures=0)
+    async with (
+        serve_upstream(flaky.app()) as url,
+        make_gateway(
+            {"users": url, "orders": url}, read_timeout_seconds=0.2, upstream_options=FAST_RETRIES
+        ) as client,
+    ):
+        response = await client.get("/api/v1/products/slow")
+    assert response.status_code == 504
+    assert response.headers["content-type"] == "application/problem+json"
+    assert flaky.requests == 1
+
+
+async def test_breaker_opens_on_a_dead_upstream_and_closes_when_it_is_back(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    options = {
+        **FAST_RETRIES,
+        "breaker": {"failure_threshold": 3, "open_seconds": 0.3},
+    }
+    async with make_gateway({"users": url, "orders": url}, upstream_options=options) as client:
+        statuses = [(await client.get("/api/v1/products")).status_code for _ in range(3)]
+        # Three tries each: the first request's failures open the breaker.
+        assert statuses[0] == 502
+        assert statuses[1:] == [503, 503]
+        refused = await client.get("/api/v1/products")
+        assert refused.json()["type"].endswith("/upstream-circuit-open")
+        assert refused.headers["retry-after"] == "1"
+        assert refused.json()["request_id"] == refused.headers["x-request-id"]
+
+        async with serve_upstream(Flaky(failures=0).app(), port):
+            await asyncio.sleep(0.35)  # the open period ends; the next request is the probe
+            recovered = await client.get("/api/v1/products")
+            assert recovered.status_code == 200
+            assert (await client.get("/api/v1/products")).status_code == 200

@@ -1,0 +1,79 @@
+"""The gateway's developer surface and edge rules, through NGINX on a running `make up`."""
+
+import json
+import uuid
+from html.parser import HTMLParser
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+class _Assets(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.urls += [value for name, value in attrs if name in {"src", "href"} and value]
+
+
+def test_docs_openapi_and_edge_rules_through_nginx(platform) -> None:  # type: ignore[no-untyped-def]
+    platform.start()
+    with httpx.Client(base_url=platform.url, timeout=10) as client:
+        # One merged document: both services' paths, as clients reach them, and the token flow.
+        document = client.get("/openapi.json").json()
+        assert "x-shopstack-missing" not in document
+        assert {"/api/v1/auth/register", "/api/v1/products", "/api/v1/me/overview"} <= set(
+            document["paths"]
+        )
+        flow = document["components"]["securitySchemes"]["OAuth2Password"]["flows"]["password"]
+        assert flow["tokenUrl"] == "/api/v1/auth/token"
+
+        # Swagger UI loads only what the gateway serves itself, and all of it arrives via NGINX.
+        page = client.get("/docs")
+        assert page.status_code == 200
+        assets = _Assets()
+        assets.feed(page.text)
+        assert assets.urls
+        for url in assets.urls:
+            assert url.startswith("/"), url
+            assert client.get(url).status_code == 200, url
+
+        # A write without a token stops at the gateway with a challenge.
+        refused = client.post("/api/v1/products", json={"sku": "X"})
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert client.get("/api/v1/me/overview").status_code == 401
+
+        # A public read reaches orders and carries the rate-limit fields.
+        request_id = f"e2e-edge-{uuid.uuid4().hex}"
+        missing = client.get(
+            f"/api/v1/products/{uuid.uuid4()}", headers={"X-Request-ID": request_id}
+        )
+        assert missing.status_code == 404
+        assert missing.headers["x-request-id"] == request_id
+        assert missing.headers["ratelimit-policy"] == '"address";q=120;w=60'
+        assert missing.headers["ratelimit"].startswith('"address";r=')
+    assert platform.stop() == 0
+
+    # The gateway's access log line for that request says what happened, and to whom it went.
+    # Each line is "<process> | <JSON>".
+    lines = [
+        json.loads(line.split(" | ", 1)[1])
+        for line in platform.log().splitlines()
+        if request_id in line and line.startswith("gateway")
+    ]
+    access = [
+        line
+        for line in lines
+        if line["service"] == "gateway" and line["logger"] == "shopstack.access"
+    ]
+    assert len(access) == 1, lines
+    entry = access[0]
+    assert entry["route"] == "/api/v1/products/*"
+    assert entry["upstream"] == "orders"
+    assert entry["status"] == 404
+    assert entry["duration_ms"] >= 0
