@@ -1,0 +1,240 @@
+"""Idempotency-Key handling, after the IETF httpapi idempotency-key draft.
+
+The key record and the work it guards commit in one transaction:
+
+1. ``INSERT ... ON CONFLICT DO NOTHING`` claims ``(caller, key)`` with status ``in_flight``
+   under a short ``lock_timeout``.
+2. The operation runs in the same transaction.
+3. The record is updated to ``completed`` with the response, and everything commits.
+
+So a key record exists exactly when its order (or cancellation) committed: no crash can
+leave one without the other. What a concurrent request with the same key sees follows from
+PostgreSQL's unique index: while the first transaction is open its uncommitted row blocks
+the second insert; after ``lock_timeout`` the second gives up and is answered 409 (still in
+flight). If the first commits within that time, the second finds the completed record and
+replays it (same fingerprint) or is answered 422 (different payload). If the first fails,
+its rollback removes the claim and the key is free again: only successful responses are
+recorded, and a failed request, which changed nothing, may be retried with the same key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shopstack_common.fastapi_support import ProblemError
+from shopstack_orders.errors import sqlstate
+from shopstack_orders.idempotency.models import COMPLETED, IN_FLIGHT, IdempotencyKey
+from shopstack_orders.idempotency.schemas import Outcome
+from shopstack_orders.metrics import IDEMPOTENCY_CONFLICTS, IDEMPOTENT_REPLAYS
+from shopstack_orders.observability import BurstLogger
+
+T = TypeVar("T", bound=BaseModel)
+
+logger = logging.getLogger(__name__)
+
+LOCK_NOT_AVAILABLE = "55P03"
+KEY_HEADER = "Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    caller: str
+    key: str
+    operation: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class IdempotencyPolicy:
+    retention: timedelta
+    lock_timeout_ms: int
+
+
+def fingerprint(*, operation: str, payload: Any) -> str:
+    """A digest of what the request asks for: the operation and its parsed payload, so the
+    same request sent with other whitespace or key order still matches."""
+    canonical = json.dumps(
+        {"operation": operation, "payload": payload},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotent_request(
+    *, caller: str, key: str | None, operation: str, payload: Any
+) -> IdempotentRequest | None:
+    if key is None:
+        return None
+    return IdempotentRequest(
+        caller=caller,
+        key=key,
+        operation=operation,
+        fingerprint=fingerprint(operation=operation, payload=payload),
+    )
+
+
+def _in_flight() -> ProblemError:
+    IDEMPOTENCY_CONFLICTS.labels("in_flight").inc()
+    return ProblemError(
+        409,
+        slug="idempotency-key-in-flight",
+        title="Request in progress",
+        detail="A request with this Idempotency-Key is still being processed; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _reused() -> ProblemError:
+    IDEMPOTENCY_CONFLICTS.labels("payload_mismatch").inc()
+    return ProblemError(
+        422,
+        slug="idempotency-key-reused",
+        title="Idempotency-Key reused",
+        detail="This Idempotency-Key was used for a different request; use a new key.",
+        errors=[
+            {
+                "field": KEY_HEADER,
+                "location": "header",
+                "message": "already used with a different payload",
+            }
+        ],
+    )
+
+
+async def run(
+    *,
+    session: AsyncSession,
+    request: IdempotentRequest | None,
+    policy: IdempotencyPolicy,
+    status_code: int,
+    action: Callable[[], Awaitable[T]],
+) -> Outcome[T]:
+    """Run ``action`` in one transaction with the key's record, or replay the recorded
+    response. ``action`` must not commit."""
+    async with session.begin():
+        if request is not None:
+            recorded = await _claim(session=session, request=request, policy=policy)
+            if recorded is not None:
+                IDEMPOTENT_REPLAYS.labels(request.operation).inc()
+                return Outcome(status_code=recorded[0], body=recorded[1], result=None)
+        result = await action()
+        body = result.model_dump(mode="json", by_alias=True)
+        if request is not None:
+            await session.execute(
+                update(IdempotencyKey)
+                .where(IdempotencyKey.caller == request.caller, IdempotencyKey.key == request.key)
+                .values(
+                    status=COMPLETED,
+                    response_status=status_code,
+                    response_body=body,
+                    resource_id=getattr(result, "id", None),
+                )
+            )
+    return Outcome(status_code=status_code, body=body, result=result)
+
+
+async def _claim(
+    *, session: AsyncSession, request: IdempotentRequest, policy: IdempotencyPolicy
+) -> tuple[int, dict[str, Any]] | None:
+    """Claim the key for this transaction (``None``), or return the recorded response."""
+    this_key = (IdempotencyKey.caller == request.caller, IdempotencyKey.key == request.key)
+    previous = await session.scalar(select(func.current_setting("lock_timeout")))
+    # Waiting for a concurrent holder of the key is bounded; every other lock (the product
+    # rows) keeps the normal behaviour.
+    await session.execute(
+        select(func.set_config("lock_timeout", f"{policy.lock_timeout_ms}ms", True))
+    )
+    try:
+        # A record past its retention is as good as absent.
+        await session.execute(
+            delete(IdempotencyKey).where(*this_key, IdempotencyKey.expires_at <= func.now())
+        )
+        claimed = await session.scalar(
+            insert(IdempotencyKey)
+            .values(
+                caller=request.caller,
+                key=request.key,
+                fingerprint=request.fingerprint,
+                status=IN_FLIGHT,
+                expires_at=func.now() + policy.retention,
+            )
+            .on_conflict_do_nothing(index_elements=["caller", "key"])
+            .returning(IdempotencyKey.key)
+        )
+    except DBAPIError as error:
+        if sqlstate(error) == LOCK_NOT_AVAILABLE:
+            raise _in_flight() from None
+        raise
+    await session.execute(select(func.set_config("lock_timeout", previous, True)))
+    if claimed is not None:
+        return None
+    record = await session.scalar(select(IdempotencyKey).where(*this_key))
+    if record is None or record.status == IN_FLIGHT:
+        # Purged in between, or recorded by a process that commits in stages: either way
+        # not a response to replay yet.
+        raise _in_flight()
+    if record.fingerprint != request.fingerprint:
+        raise _reused()
+    assert record.response_status is not None
+    assert record.response_body is not None
+    return record.response_status, record.response_body
+
+
+async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
+    """Delete key records past their retention, in batches; returns how many went."""
+    purged = 0
+    while True:
+        batch = (
+            select(IdempotencyKey.caller, IdempotencyKey.key)
+            .where(IdempotencyKey.expires_at <= func.now())
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        result = await session.execute(
+            delete(IdempotencyKey).where(
+                tuple_(IdempotencyKey.caller, IdempotencyKey.key).in_(batch)
+            )
+        )
+        await session.commit()
+        deleted = int(getattr(result, "rowcount", 0) or 0)
+        purged += deleted
+        if deleted < batch_size:
+            return purged
+
+
+async def purge_periodically(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    interval_seconds: float,
+    batch_size: int,
+    burst_log: BurstLogger,
+) -> None:
+    """Run ``purge_expired`` every ``interval_seconds`` until cancelled. Every replica may run
+    it: batches skip rows another process holds, so they share the work."""
+    while True:
+        await asyncio.sleep(interval_seconds)
+        try:
+            async with session_factory() as session:
+                purged = await purge_expired(session=session, batch_size=batch_size)
+        except Exception as error:
+            burst_log.warning(
+                "idempotency-purge", "Purging expired idempotency keys failed: %r", error
+            )
+            continue
+        if purged:
+            logger.info("purged %d expired idempotency keys", purged)
