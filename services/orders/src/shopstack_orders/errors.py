@@ -39,9 +39,7 @@ def is_retryable(error: BaseException) -> bool:
         code = sqlstate(error)
         if code is None:
             # Errors raised before the server answered (refused, reset) carry no SQLSTATE.
-            return isinstance(getattr(error, "orig", None), (OSError, TimeoutError)) or (
-                type(error).__name__ in {"OperationalError", "InterfaceError"}
-            )
+            return isinstance(error.orig, (OSError, TimeoutError))
         return code in _RETRYABLE_CODES or code.startswith(_RETRYABLE_CLASSES)
     return False
 
