@@ -84,6 +84,10 @@ format: $(VENV_STAMP) ## rewrite files with ruff's formatter and fixes
 lock: $(UV) ## re-resolve uv.lock after a dependency change
 	$(UV) lock
 
+.PHONY: bench-orders
+bench-orders: $(VENV_STAMP) ## benchmark concurrent orders on one hot product (ARGS="--concurrency 128 ...")
+	$(RUN) python services/orders/benchmarks/place_orders.py $(ARGS)
+
 .PHONY: airgap-images
 airgap-images: ## start a Docker engine and build the base-image stand-ins (no registry here)
 	$(AIRGAP)/docker-up

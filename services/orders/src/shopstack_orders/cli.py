@@ -11,9 +11,7 @@ from pathlib import Path
 from shopstack_common.migrations import upgrade
 from shopstack_common.serving import serve_asgi
 from shopstack_common.settings import sqlalchemy_url
-from shopstack_orders import db
 from shopstack_orders.config import OrdersSettings
-from shopstack_orders.idempotency.service import purge_expired
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -27,6 +25,11 @@ def migrate(revision: str = "head") -> None:
 
 async def purge_idempotency_keys() -> int:
     """Delete Idempotency-Key records past their retention; returns how many went."""
+    # Imported here: these modules define metrics, and `serve` must not create any in the
+    # parent process before it prepares the multiprocess metrics directory.
+    from shopstack_orders import db
+    from shopstack_orders.idempotency.service import purge_expired
+
     settings = OrdersSettings()  # read from the environment
     engine = db.create_engine(settings)
     try:

@@ -2,8 +2,8 @@
 
 The key record and the work it guards commit in one transaction:
 
-1. ``INSERT ... ON CONFLICT DO NOTHING`` claims ``(caller, key)`` with status ``in_flight``
-   under a short ``lock_timeout``.
+1. One ``INSERT ... ON CONFLICT`` claims ``(caller, key)`` with status ``in_flight``, under
+   a short ``lock_timeout``. A record past its retention is taken over by the same statement.
 2. The operation runs in the same transaction.
 3. The record is updated to ``completed`` with the response, and everything commits.
 
@@ -29,10 +29,11 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Interval, Uuid, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from shopstack_common.fastapi_support import ProblemError
 from shopstack_orders.errors import sqlstate
@@ -116,6 +117,48 @@ def _reused() -> ProblemError:
     )
 
 
+def _claim_statement() -> ReturningInsert[tuple[str]]:
+    statement = insert(IdempotencyKey).values(
+        caller=bindparam("p_caller"),
+        key=bindparam("p_key"),
+        fingerprint=bindparam("p_fingerprint"),
+        status=IN_FLIGHT,
+        created_at=func.now(),
+        expires_at=func.now() + bindparam("p_retention", type_=Interval()),
+    )
+    # A record past its retention is as good as absent: the claim takes it over.
+    return statement.on_conflict_do_update(
+        index_elements=["caller", "key"],
+        set_={
+            "fingerprint": statement.excluded.fingerprint,
+            "status": statement.excluded.status,
+            "response_status": None,
+            "response_body": None,
+            "resource_id": None,
+            "created_at": statement.excluded.created_at,
+            "expires_at": statement.excluded.expires_at,
+        },
+        where=IdempotencyKey.expires_at <= func.now(),
+    ).returning(IdempotencyKey.key)
+
+
+_SET_LOCK_TIMEOUT = select(func.set_config("lock_timeout", bindparam("timeout"), True))
+_RESET_LOCK_TIMEOUT = text("SET LOCAL lock_timeout TO DEFAULT")
+# Built once: these run on every keyed request, and building a statement costs more than
+# sending it.
+_CLAIM = _claim_statement()
+_RECORD = (
+    update(IdempotencyKey)
+    .where(IdempotencyKey.caller == bindparam("p_caller"), IdempotencyKey.key == bindparam("p_key"))
+    .values(
+        status=COMPLETED,
+        response_status=bindparam("p_response_status"),
+        response_body=bindparam("p_response_body", type_=JSONB()),
+        resource_id=bindparam("p_resource_id", type_=Uuid()),
+    )
+)
+
+
 async def run(
     *,
     session: AsyncSession,
@@ -123,9 +166,12 @@ async def run(
     policy: IdempotencyPolicy,
     status_code: int,
     action: Callable[[], Awaitable[T]],
+    last: Callable[[], Awaitable[None]] | None = None,
 ) -> Outcome[T]:
     """Run ``action`` in one transaction with the key's record, or replay the recorded
-    response. ``action`` must not commit."""
+    response. ``action`` must not commit. ``last`` runs after the record is written, just
+    before the commit: work that takes contended locks goes there, so they are held for as
+    short a time as possible; if it raises, nothing commits."""
     async with session.begin():
         if request is not None:
             recorded = await _claim(session=session, request=request, policy=policy)
@@ -136,15 +182,17 @@ async def run(
         body = result.model_dump(mode="json", by_alias=True)
         if request is not None:
             await session.execute(
-                update(IdempotencyKey)
-                .where(IdempotencyKey.caller == request.caller, IdempotencyKey.key == request.key)
-                .values(
-                    status=COMPLETED,
-                    response_status=status_code,
-                    response_body=body,
-                    resource_id=getattr(result, "id", None),
-                )
+                _RECORD,
+                {
+                    "p_caller": request.caller,
+                    "p_key": request.key,
+                    "p_response_status": status_code,
+                    "p_response_body": body,
+                    "p_resource_id": getattr(result, "id", None),
+                },
             )
+        if last is not None:
+            await last()
     return Outcome(status_code=status_code, body=body, result=result)
 
 
@@ -152,38 +200,31 @@ async def _claim(
     *, session: AsyncSession, request: IdempotentRequest, policy: IdempotencyPolicy
 ) -> tuple[int, dict[str, Any]] | None:
     """Claim the key for this transaction (``None``), or return the recorded response."""
-    this_key = (IdempotencyKey.caller == request.caller, IdempotencyKey.key == request.key)
-    previous = await session.scalar(select(func.current_setting("lock_timeout")))
     # Waiting for a concurrent holder of the key is bounded; every other lock (the product
-    # rows) keeps the normal behaviour.
-    await session.execute(
-        select(func.set_config("lock_timeout", f"{policy.lock_timeout_ms}ms", True))
-    )
+    # rows) keeps the server's setting, restored right after.
+    await session.execute(_SET_LOCK_TIMEOUT, {"timeout": f"{policy.lock_timeout_ms}ms"})
     try:
-        # A record past its retention is as good as absent.
-        await session.execute(
-            delete(IdempotencyKey).where(*this_key, IdempotencyKey.expires_at <= func.now())
-        )
         claimed = await session.scalar(
-            insert(IdempotencyKey)
-            .values(
-                caller=request.caller,
-                key=request.key,
-                fingerprint=request.fingerprint,
-                status=IN_FLIGHT,
-                expires_at=func.now() + policy.retention,
-            )
-            .on_conflict_do_nothing(index_elements=["caller", "key"])
-            .returning(IdempotencyKey.key)
+            _CLAIM,
+            {
+                "p_caller": request.caller,
+                "p_key": request.key,
+                "p_fingerprint": request.fingerprint,
+                "p_retention": policy.retention,
+            },
         )
     except DBAPIError as error:
         if sqlstate(error) == LOCK_NOT_AVAILABLE:
             raise _in_flight() from None
         raise
-    await session.execute(select(func.set_config("lock_timeout", previous, True)))
+    await session.execute(_RESET_LOCK_TIMEOUT)
     if claimed is not None:
         return None
-    record = await session.scalar(select(IdempotencyKey).where(*this_key))
+    record = await session.scalar(
+        select(IdempotencyKey).where(
+            IdempotencyKey.caller == request.caller, IdempotencyKey.key == request.key
+        )
+    )
     if record is None or record.status == IN_FLIGHT:
         # Purged in between, or recorded by a process that commits in stages: either way
         # not a response to replay yet.

@@ -35,6 +35,9 @@ class Order(Base):
         # The administrators' list across users.
         Index("ix_orders_created_at_id", "created_at", "id"),
     )
+    # Timestamps come back with the INSERT/UPDATE (RETURNING), so the response is built from
+    # memory instead of reading the order again.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy's declaration
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID]
@@ -82,6 +85,7 @@ class OrderTransition(Base):
 
     __tablename__ = "order_transitions"
     __table_args__ = (Index("ix_order_transitions_order_id", "order_id"),)
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy's declaration
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.orders.id", ondelete="CASCADE"))

@@ -1,10 +1,13 @@
 """Placing orders against the catalog's stock, and moving them through their life cycle.
 
-Stock is reserved in the transaction that creates the order: the order's products are
-locked with ``SELECT ... ORDER BY id FOR UPDATE``, checked, and decremented. Every
-transaction that touches several products locks them in id order (placing, cancelling),
-and orders are only ever locked before products, so concurrent multi-item orders queue on
-each other instead of deadlocking. The ``stock >= 0`` CHECK is the last line of defence.
+Stock is reserved in the transaction that creates the order, by conditional updates
+(``UPDATE ... SET stock = stock - n WHERE stock >= n``): PostgreSQL re-checks the condition
+on the newest row version once it holds the row lock, so no interleaving can sell more than
+there is, and the ``stock >= 0`` CHECK is the last line of defence. The updates are the last
+statements before the commit, so a hot product's row lock is held for one round trip and
+the commit rather than for the whole order. Every transaction that changes several products
+updates them in id order (placing, cancelling), and an order row is only ever locked before
+product rows, so concurrent multi-item orders queue on each other instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ from shopstack_orders.pagination import Page, decode_cursor, encode_cursor
 
 _ORDER_KEY: TypeAdapter[tuple[datetime, uuid.UUID]] = TypeAdapter(tuple[datetime, uuid.UUID])
 
+# (line index, requested, product id, SKU, available) for each line that cannot be served.
+ShortLine = tuple[int, int, uuid.UUID, str, int]
+
 
 def order_not_found(order_id: uuid.UUID) -> ProblemError:
     # Also the answer for someone else's order: whether it exists is not theirs to know.
@@ -56,10 +62,8 @@ def _with_lines(statement: Select[Order]) -> Select[Order]:
     return statement.options(selectinload(Order.items), selectinload(Order.transitions))
 
 
-async def _load(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
-    statement = _with_lines(select(Order).where(Order.id == order_id))
-    result = await session.scalars(statement.execution_options(populate_existing=True))
-    return result.one_or_none()
+def _may_see(viewer: Identity, order: Order) -> bool:
+    return viewer.is_admin or (viewer.user_id is not None and order.user_id == viewer.user_id)
 
 
 # -- placing --------------------------------------------------------------------------------
@@ -81,11 +85,19 @@ async def place_order(
         payload=order_in.model_dump(mode="json"),
     )
 
-    async def reserve_and_create() -> OrderPublic:
-        return await _reserve_and_create(session=session, buyer=buyer, order_in=order_in)
+    async def create() -> OrderPublic:
+        return await _create(session=session, buyer=buyer, order_in=order_in)
+
+    async def reserve() -> None:
+        await _reserve(session=session, order_in=order_in)
 
     outcome = await idempotency.run(
-        session=session, request=request, policy=policy, status_code=201, action=reserve_and_create
+        session=session,
+        request=request,
+        policy=policy,
+        status_code=201,
+        action=create,
+        last=reserve,
     )
     if outcome.result is not None:
         ORDERS_PLACED.labels(outcome.result.currency).inc()
@@ -93,25 +105,22 @@ async def place_order(
     return outcome
 
 
-async def _reserve_and_create(
-    *, session: AsyncSession, buyer: Identity, order_in: OrderCreate
-) -> OrderPublic:
+async def _create(*, session: AsyncSession, buyer: Identity, order_in: OrderCreate) -> OrderPublic:
+    """Price the lines from the catalog and write the order; the stock is reserved last."""
     assert buyer.user_id is not None  # the route admits users only
-    wanted = {line.product_id: line.quantity for line in order_in.items}
-    # The lock order is the same in every transaction (id order), so no two wait on each other
-    # in a cycle.
-    locked = await session.scalars(
-        select(Product).where(Product.id.in_(wanted)).order_by(Product.id).with_for_update()
-    )
-    products = {product.id: product for product in locked}
+    wanted = [line.product_id for line in order_in.items]
+    # No lock: the order is placed at the prices of this moment; the stock is checked again,
+    # under the row lock, by the reservation.
+    found = await session.scalars(select(Product).where(Product.id.in_(wanted)))
+    products = {product.id: product for product in found}
     _check_orderable(order_in, products)
-    _check_stock(order_in, products)
-    for product_id in sorted(wanted):
-        await session.execute(
-            update(Product)
-            .where(Product.id == product_id)
-            .values(stock=Product.stock - wanted[product_id])
-        )
+    short = [
+        (index, line.quantity, product.id, product.sku, product.stock)
+        for index, line in enumerate(order_in.items)
+        if (product := products[line.product_id]).stock < line.quantity
+    ]
+    if short:
+        raise _out_of_stock(short)  # sold out already: refuse before writing anything
 
     lines = [
         OrderItem(
@@ -127,7 +136,7 @@ async def _reserve_and_create(
     order = Order(
         user_id=buyer.user_id,
         status=OrderStatus.PENDING.value,
-        currency=products[order_in.items[0].product_id].currency,
+        currency=products[wanted[0]].currency,
         total=sum(line.line_total for line in lines),
         note=order_in.note,
         items=lines,
@@ -137,9 +146,44 @@ async def _reserve_and_create(
     )
     session.add(order)
     await session.flush()
-    loaded = await _load(session, order.id)
-    assert loaded is not None
-    return OrderPublic.model_validate(loaded)
+    return OrderPublic.model_validate(order)
+
+
+async def _reserve(*, session: AsyncSession, order_in: OrderCreate) -> None:
+    """Take the order's units from stock, in product id order; 409 if any is short now."""
+    wanted = {line.product_id: line.quantity for line in order_in.items}
+    taken: set[uuid.UUID] = set()
+    failed: uuid.UUID | None = None
+    for product_id in sorted(wanted):
+        left = await session.scalar(
+            update(Product)
+            .where(Product.id == product_id, Product.stock >= wanted[product_id])
+            .values(stock=Product.stock - wanted[product_id])
+            .returning(Product.stock)
+            .execution_options(synchronize_session=False)
+        )
+        if left is None:
+            failed = product_id
+            break
+        taken.add(product_id)
+    if failed is None:
+        return
+    # Others bought the units since the order was priced. Report what each line could have
+    # had; this order's own decrements, about to be rolled back, count as available.
+    rows = await session.execute(
+        select(Product.id, Product.sku, Product.stock).where(Product.id.in_(wanted))
+    )
+    available = {
+        product_id: (sku, stock + (wanted[product_id] if product_id in taken else 0))
+        for product_id, sku, stock in rows
+    }
+    raise _out_of_stock(
+        [
+            (index, line.quantity, line.product_id, *available[line.product_id])
+            for index, line in enumerate(order_in.items)
+            if line.product_id == failed or available[line.product_id][1] < line.quantity
+        ]
+    )
 
 
 def _check_orderable(order_in: OrderCreate, products: dict[uuid.UUID, Product]) -> None:
@@ -183,39 +227,32 @@ def _check_orderable(order_in: OrderCreate, products: dict[uuid.UUID, Product]) 
         )
 
 
-def _check_stock(order_in: OrderCreate, products: dict[uuid.UUID, Product]) -> None:
-    short = [
-        (index, line, products[line.product_id])
-        for index, line in enumerate(order_in.items)
-        if products[line.product_id].stock < line.quantity
-    ]
-    if not short:
-        return
+def _out_of_stock(short: Sequence[ShortLine]) -> ProblemError:
     OUT_OF_STOCK_REJECTIONS.inc()
-    raise ProblemError(
+    return ProblemError(
         409,
         slug="out-of-stock",
         title="Out of stock",
         detail="Not enough stock for "
-        + ", ".join(f"{product.sku} ({product.stock} available)" for _, _, product in short)
+        + ", ".join(f"{sku} ({available} available)" for _, _, _, sku, available in short)
         + ".",
         errors=[
             {
                 "field": f"items[{index}].quantity",
                 "location": "body",
-                "message": f"{product.stock} available",
+                "message": f"{available} available",
             }
-            for index, _, product in short
+            for index, _, _, _, available in short
         ],
         extra={
             "unavailable": [
                 {
-                    "product_id": str(product.id),
-                    "sku": product.sku,
-                    "requested": line.quantity,
-                    "available": product.stock,
+                    "product_id": str(product_id),
+                    "sku": sku,
+                    "requested": requested,
+                    "available": available,
                 }
-                for _, line, product in short
+                for _, requested, product_id, sku, available in short
             ]
         },
     )
@@ -234,8 +271,8 @@ async def change_status(
     target: OrderStatus,
     idempotency_key: str | None = None,
 ) -> Outcome[OrderPublic]:
-    """Move an order to ``target``; cancelling returns its stock. Only administrators and
-    (for their own orders) owners get here; the route checks which may call."""
+    """Move an order to ``target``; cancelling returns its stock. Owners may call this only
+    to cancel their own orders (the route decides who gets here)."""
     operation = "cancel_order" if target is OrderStatus.CANCELLED else "transition_order"
     request = idempotency.idempotent_request(
         caller=actor.subject,
@@ -243,18 +280,32 @@ async def change_status(
         operation=operation,
         payload={"order_id": str(order_id), "to": target.value},
     )
-    returned: list[uuid.UUID] = []
+    returning: list[OrderItem] = []
 
     async def transition() -> OrderPublic:
         return await _transition(
-            session=session, actor=actor, order_id=order_id, target=target, returned=returned
+            session=session, actor=actor, order_id=order_id, target=target, returning=returning
         )
 
+    async def return_stock() -> None:
+        for item in sorted(returning, key=lambda item: item.product_id):
+            await session.execute(
+                update(Product)
+                .where(Product.id == item.product_id)
+                .values(stock=Product.stock + item.quantity)
+                .execution_options(synchronize_session=False)
+            )
+
     outcome = await idempotency.run(
-        session=session, request=request, policy=policy, status_code=200, action=transition
+        session=session,
+        request=request,
+        policy=policy,
+        status_code=200,
+        action=transition,
+        last=return_stock,
     )
-    if returned:
-        await cache.invalidate(returned)
+    if outcome.result is not None and returning:
+        await cache.invalidate(item.product_id for item in returning)
     return outcome
 
 
@@ -264,10 +315,12 @@ async def _transition(
     actor: Identity,
     order_id: uuid.UUID,
     target: OrderStatus,
-    returned: list[uuid.UUID],
+    returning: list[OrderItem],
 ) -> OrderPublic:
     # The order row is locked first: concurrent changes to one order run one after another.
-    order = await session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    order = await session.scalar(
+        _with_lines(select(Order).where(Order.id == order_id).with_for_update(of=Order))
+    )
     if order is None or not _may_see(actor, order):
         raise order_not_found(order_id)
     current = OrderStatus(order.status)
@@ -282,38 +335,21 @@ async def _transition(
             extra={"from": current.value, "to": target.value, "allowed": allowed},
         )
     if returns_stock(current, target):
-        items = await session.scalars(
-            select(OrderItem).where(OrderItem.order_id == order_id).order_by(OrderItem.product_id)
-        )
-        for item in items:
-            await session.execute(
-                update(Product)
-                .where(Product.id == item.product_id)
-                .values(stock=Product.stock + item.quantity)
-            )
-            returned.append(item.product_id)
+        returning.extend(order.items)
     order.status = target.value
-    session.add(
-        OrderTransition(
-            order_id=order.id, from_status=current, to_status=target, actor=actor.subject
-        )
+    order.transitions.append(
+        OrderTransition(from_status=current, to_status=target, actor=actor.subject)
     )
     await session.flush()
     ORDER_TRANSITIONS.labels(current.value, target.value).inc()
-    loaded = await _load(session, order_id)
-    assert loaded is not None
-    return OrderPublic.model_validate(loaded)
-
-
-def _may_see(viewer: Identity, order: Order) -> bool:
-    return viewer.is_admin or (viewer.user_id is not None and order.user_id == viewer.user_id)
+    return OrderPublic.model_validate(order)
 
 
 # -- reads ----------------------------------------------------------------------------------
 
 
 async def get_order(*, session: AsyncSession, viewer: Identity, order_id: uuid.UUID) -> OrderPublic:
-    order = await _load(session, order_id)
+    order = await session.scalar(_with_lines(select(Order).where(Order.id == order_id)))
     if order is None or not _may_see(viewer, order):
         raise order_not_found(order_id)
     return OrderPublic.model_validate(order)
