@@ -106,3 +106,43 @@ async def test_the_database_refuses_negative_stock(make_product: Any, database_u
     tea = await make_product(stock=1)
     with psycopg.connect(database_url) as connection, pytest.raises(psycopg.errors.CheckViolation):
         connection.execute("UPDATE orders.products SET stock = -1 WHERE id = %s", (tea["id"],))
+
+
+async def test_stock_is_checked_again_under_the_row_lock(
+    client: httpx.AsyncClient, make_product: Any, place: Any, database_url: str
+) -> None:
+    """The order passes the first look at the stock; another transaction takes most of it
+    before the order's UPDATE gets the row lock; the order must then be refused."""
+    plenty = await make_product(stock=5)
+    scarce = await make_product(stock=3)
+    async with await psycopg.AsyncConnection.connect(database_url) as other:
+        await other.execute(
+            "SELECT 1 FROM orders.products WHERE id = %s FOR UPDATE", (scarce["id"],)
+        )
+        pending = asyncio.create_task(place(customer(), (plenty, 2), (scarce, 3)))
+        await wait_for_lock_waiter(database_url)
+        await other.execute("UPDATE orders.products SET stock = 1 WHERE id = %s", (scarce["id"],))
+        await other.commit()
+    response = await pending
+    assert response.status_code == 409
+    assert response.json()["unavailable"] == [
+        {"product_id": scarce["id"], "sku": scarce["sku"], "requested": 3, "available": 1}
+    ]
+    # All or nothing: the line that could be served was given back.
+    assert stock_in_db(database_url, plenty) == 5
+    assert stock_in_db(database_url, scarce) == 1
+    assert sold_per_product(database_url) == {}
+
+
+async def wait_for_lock_waiter(database_url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as watcher:
+        for _ in range(500):
+            cursor = await watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0] > 0:
+                return
+            await asyncio.sleep(0.02)
+    raise AssertionError("the order never waited for the row lock")
