@@ -5,11 +5,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+from shopstack_common.settings import sqlalchemy_url
+from shopstack_orders.idempotency.service import IdempotencyPolicy, idempotent_request, run
 
 ORDERS = "/api/v1/orders"
 REPLAYED = "idempotent-replayed"
@@ -381,3 +388,40 @@ async def test_every_process_purges_on_a_schedule(
             await asyncio.sleep(0.05)
     assert count(database_url, "idempotency_keys") == 0
     assert count(database_url, "orders") == 1  # the order itself stays
+
+
+class Setting(BaseModel):
+    id: None = None
+    value: str
+
+
+@pytest.mark.parametrize("configured", [None, "3s"])
+async def test_the_claims_short_lock_timeout_ends_with_the_claim(
+    database_url: str, configured: str | None
+) -> None:
+    """Product rows locked after the claim must wait as the server is configured to, not for
+    the claim's 100 ms."""
+    server_settings = {"lock_timeout": configured} if configured else {}
+    engine = create_async_engine(
+        sqlalchemy_url(database_url, "asyncpg"), connect_args={"server_settings": server_settings}
+    )
+    policy = IdempotencyPolicy(retention=timedelta(hours=24), lock_timeout_ms=100)
+    try:
+        async with AsyncSession(engine) as session:
+            expected = await session.scalar(text("SHOW lock_timeout"))
+            await session.rollback()
+
+            async def read_setting() -> Setting:
+                return Setting(value=str(await session.scalar(text("SHOW lock_timeout"))))
+
+            outcome = await run(
+                session=session,
+                request=idempotent_request(caller="c", key="k", operation="op", payload={}),
+                policy=policy,
+                status_code=200,
+                action=read_setting,
+            )
+    finally:
+        await engine.dispose()
+    assert outcome.result is not None
+    assert outcome.result.value == expected == (configured or "0")

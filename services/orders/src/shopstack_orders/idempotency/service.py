@@ -26,10 +26,22 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import Interval, Uuid, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy import (
+    Interval,
+    Table,
+    Uuid,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -117,15 +129,36 @@ def _reused() -> ProblemError:
     )
 
 
+_KEYS = cast(Table, IdempotencyKey.__table__)
+
+
 def _claim_statement() -> ReturningInsert[tuple[str]]:
-    statement = insert(IdempotencyKey).values(
-        caller=bindparam("p_caller"),
-        key=bindparam("p_key"),
-        fingerprint=bindparam("p_fingerprint"),
-        status=IN_FLIGHT,
-        created_at=func.now(),
-        expires_at=func.now() + bindparam("p_retention", type_=Interval()),
+    """One statement that claims a key and bounds how long it waits for a concurrent holder.
+
+    The row comes from a SELECT that first sets ``lock_timeout`` for this transaction, so the
+    limit is in force when the insert meets another transaction's uncommitted row for the
+    same key. RETURNING, evaluated only once the row is in, restores the session's own
+    setting: the product row locks taken later in the transaction wait normally. When
+    nothing is claimed the transaction only reads the record and ends.
+    """
+    bounded = select(func.set_config("lock_timeout", bindparam("p_lock_timeout"), True)).subquery()
+    columns = ["caller", "key", "fingerprint", "status", "created_at", "expires_at"]
+    # The Core table, not the ORM entity: this is one statement, not an ORM bulk insert.
+    statement = insert(_KEYS).from_select(
+        columns,
+        select(
+            bindparam("p_caller"),
+            bindparam("p_key"),
+            bindparam("p_fingerprint"),
+            literal(IN_FLIGHT),
+            func.now(),
+            func.now() + bindparam("p_retention", type_=Interval()),
+        ).select_from(bounded),
     )
+    session_setting = (
+        select(text("reset_val")).select_from(text("pg_settings"))
+        .where(text("name = 'lock_timeout'")).scalar_subquery()
+    )  # fmt: skip
     # A record past its retention is as good as absent: the claim takes it over.
     return statement.on_conflict_do_update(
         index_elements=["caller", "key"],
@@ -138,12 +171,10 @@ def _claim_statement() -> ReturningInsert[tuple[str]]:
             "created_at": statement.excluded.created_at,
             "expires_at": statement.excluded.expires_at,
         },
-        where=IdempotencyKey.expires_at <= func.now(),
-    ).returning(IdempotencyKey.key)
+        where=_KEYS.c.expires_at <= func.now(),
+    ).returning(func.set_config("lock_timeout", session_setting, True))
 
 
-_SET_LOCK_TIMEOUT = select(func.set_config("lock_timeout", bindparam("timeout"), True))
-_RESET_LOCK_TIMEOUT = text("SET LOCAL lock_timeout TO DEFAULT")
 # Built once: these run on every keyed request, and building a statement costs more than
 # sending it.
 _CLAIM = _claim_statement()
@@ -200,9 +231,6 @@ async def _claim(
     *, session: AsyncSession, request: IdempotentRequest, policy: IdempotencyPolicy
 ) -> tuple[int, dict[str, Any]] | None:
     """Claim the key for this transaction (``None``), or return the recorded response."""
-    # Waiting for a concurrent holder of the key is bounded; every other lock (the product
-    # rows) keeps the server's setting, restored right after.
-    await session.execute(_SET_LOCK_TIMEOUT, {"timeout": f"{policy.lock_timeout_ms}ms"})
     try:
         claimed = await session.scalar(
             _CLAIM,
@@ -211,13 +239,13 @@ async def _claim(
                 "p_key": request.key,
                 "p_fingerprint": request.fingerprint,
                 "p_retention": policy.retention,
+                "p_lock_timeout": f"{policy.lock_timeout_ms}ms",
             },
         )
     except DBAPIError as error:
         if sqlstate(error) == LOCK_NOT_AVAILABLE:
             raise _in_flight() from None
         raise
-    await session.execute(_RESET_LOCK_TIMEOUT)
     if claimed is not None:
         return None
     record = await session.scalar(
