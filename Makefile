@@ -109,6 +109,10 @@ lock: $(UV) ## re-resolve uv.lock after a dependency change
 bench-users: $(VENV_STAMP) ## users: argon2id cost per login and token endpoint throughput (prints figures)
 	$(RUN) python services/users/benchmarks/bench_tokens.py
 
+.PHONY: bench-orders
+bench-orders: $(VENV_STAMP) ## benchmark concurrent orders on one hot product (ARGS="--concurrency 128 ...")
+	$(RUN) python services/orders/benchmarks/place_orders.py $(ARGS)
+
 .PHONY: airgap-images
 airgap-images: ## start a Docker engine and build the base-image stand-ins (no registry here)
 	$(AIRGAP)/docker-up

@@ -1,8 +1,10 @@
-"""``shopstack-orders``: operational commands (``migrate``, ``serve``)."""
+"""``shopstack-orders``: operational commands (``migrate``, ``serve``,
+``purge-idempotency-keys``)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 from pathlib import Path
 
@@ -21,6 +23,24 @@ def migrate(revision: str = "head") -> None:
     )
 
 
+async def purge_idempotency_keys() -> int:
+    """Delete Idempotency-Key records past their retention; returns how many went."""
+    # Imported here: these modules define metrics, and `serve` must not create any in the
+    # parent process before it prepares the multiprocess metrics directory.
+    from shopstack_orders import db
+    from shopstack_orders.idempotency.service import purge_expired
+
+    settings = OrdersSettings()  # read from the environment
+    engine = db.create_engine(settings)
+    try:
+        async with db.create_session_factory(engine)() as session:
+            return await purge_expired(
+                session=session, batch_size=settings.idempotency_purge_batch_size
+            )
+    finally:
+        await engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="shopstack-orders")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,9 +52,15 @@ def main(argv: list[str] | None = None) -> None:
     serve_cmd.add_argument(
         "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1"))
     )
+    commands.add_parser(
+        "purge-idempotency-keys",
+        help="delete Idempotency-Key records older than their retention (for a cron job)",
+    )
     args = parser.parse_args(argv)
     if args.command == "migrate":
         migrate(args.revision)
+    elif args.command == "purge-idempotency-keys":
+        print(f"purged {asyncio.run(purge_idempotency_keys())} expired idempotency keys")
     else:
         serve_asgi(
             "shopstack_orders.asgi:app", host=args.host, port=args.port, workers=args.workers

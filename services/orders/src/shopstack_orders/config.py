@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shopstack_common.settings import ServiceSettings
@@ -17,5 +18,27 @@ class OrdersSettings(ServiceSettings):
     db_pool_timeout_seconds: float = 5.0
     db_connect_timeout_seconds: float = 3.0
     db_statement_timeout_ms: int = 5000
+
     redis_timeout_seconds: float = 0.25
-    product_cache_ttl_seconds: int = 300
+    # After a Redis failure, reads skip Redis for this long instead of paying its timeout on
+    # every request while it is down or slow.
+    redis_retry_after_seconds: float = Field(default=2.0, ge=0)
+    product_cache_ttl_seconds: int = Field(default=300, ge=1)
+    # Stampede protection: one request per key rebuilds the entry under a Redis lock that
+    # expires by itself (a crashed holder cannot block the key); the others poll for its result.
+    product_cache_lock_ttl_ms: int = Field(default=2000, ge=10)
+    product_cache_wait_ms: int = Field(default=1000, ge=0)
+    product_cache_poll_ms: int = Field(default=10, ge=1)
+
+    # Idempotency-Key records live at least this long (the IETF draft asks for 24 h or more).
+    idempotency_retention_hours: int = Field(default=24, ge=24)
+    # How long a request waits for a concurrent request holding the same key before it is
+    # answered 409: long enough to absorb a fast duplicate, short enough not to pile up.
+    idempotency_lock_timeout_ms: int = Field(default=100, ge=1)
+    # Expired keys are deleted by `shopstack-orders purge-idempotency-keys` and by a task in
+    # every process at this interval (0 turns the task off).
+    idempotency_purge_interval_seconds: float = Field(default=3600.0, ge=0)
+    idempotency_purge_batch_size: int = Field(default=1000, ge=1)
+
+    # Repeated warnings about the same failing dependency are logged once per burst.
+    log_burst_quiet_seconds: float = Field(default=30.0, ge=0)

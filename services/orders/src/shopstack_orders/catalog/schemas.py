@@ -4,20 +4,53 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shopstack_orders.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+MAX_STOCK = 1_000_000_000
+MAX_PRICE = 100_000_000
+
+Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Description = Annotated[str, Field(max_length=5000)]
+Price = Annotated[int, Field(ge=0, le=MAX_PRICE, description="Price in minor units (cents).")]
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
 
 
 class ProductCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=5000)
-    price: int = Field(ge=0, le=100_000_000, description="Price in minor units (cents).")
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
-    stock: int = Field(default=0, ge=0, le=1_000_000_000)
+    sku: Sku
+    name: Name
+    description: Description = ""
+    price: Price
+    currency: Currency
+    stock: int = Field(default=0, ge=0, le=MAX_STOCK)
     active: bool = True
+
+
+class ProductUpdate(BaseModel):
+    """Fields to change; absent fields stay as they are. Stock changes only by restocking
+    and by orders, so every unit stays accounted for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku | None = None
+    name: Name | None = None
+    description: Description | None = None
+    price: Price | None = None
+    currency: Currency | None = None
+    active: bool | None = None
+
+
+class Restock(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: int = Field(ge=1, le=1_000_000, description="Units to add to the stock.")
 
 
 class ProductPublic(BaseModel):
@@ -33,3 +66,28 @@ class ProductPublic(BaseModel):
     active: bool
     created_at: datetime
     updated_at: datetime
+
+
+class ProductSort(StrEnum):
+    NAME = "name"
+    NAME_DESC = "-name"
+    PRICE = "price"
+    PRICE_DESC = "-price"
+
+
+class ProductListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, max_length=1024)
+    q: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Case-insensitive text to find in the SKU, name or description.",
+    )
+    active: bool | None = Field(default=None, description="Only active (or inactive) products.")
+    sort: ProductSort = Field(
+        default=ProductSort.NAME,
+        description="name, -name, price or -price; ties are broken by id, so pages are stable.",
+    )

@@ -1,56 +1,233 @@
-"""Catalog operations."""
+"""Catalog operations. Reads go through the product cache; writes invalidate it once they
+have committed. Stock used to reserve orders is never read here but locked in PostgreSQL
+by the orders service."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-from sqlalchemy import select
+from pydantic import TypeAdapter
+from sqlalchemy import ColumnElement, Select, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shopstack_common.metrics import DEPENDENCY_FALLBACKS
+from shopstack_common.fastapi_support import ProblemError
+from shopstack_orders.cache import ProductCache
 from shopstack_orders.catalog.models import Product
-from shopstack_orders.catalog.schemas import ProductCreate, ProductPublic
+from shopstack_orders.catalog.schemas import (
+    MAX_STOCK,
+    ProductCreate,
+    ProductListParams,
+    ProductPublic,
+    ProductSort,
+    ProductUpdate,
+)
+from shopstack_orders.pagination import Page, decode_cursor, encode_cursor
 
-CACHE_PREFIX = "orders:product:"
+_NAME_KEY: TypeAdapter[tuple[str, uuid.UUID]] = TypeAdapter(tuple[str, uuid.UUID])
+_PRICE_KEY: TypeAdapter[tuple[int, uuid.UUID]] = TypeAdapter(tuple[int, uuid.UUID])
+_PAGE: TypeAdapter[Page[ProductPublic]] = TypeAdapter(Page[ProductPublic])
+_ABSENT = "null"
 
 
-class SkuTakenError(Exception):
-    pass
+def product_not_found(product_id: uuid.UUID) -> ProblemError:
+    return ProblemError(
+        404, slug="product-not-found", title="Not found", detail=f"No product {product_id}."
+    )
 
 
-async def create_product(*, session: AsyncSession, product_in: ProductCreate) -> Product:
+def _sku_taken(sku: str) -> ProblemError:
+    return ProblemError(
+        409,
+        slug="sku-taken",
+        title="SKU already exists",
+        detail=f"A product with SKU {sku!r} already exists.",
+        errors=[{"field": "sku", "location": "body", "message": "already exists"}],
+    )
+
+
+# -- writes ---------------------------------------------------------------------------------
+
+
+async def create_product(
+    *, session: AsyncSession, cache: ProductCache, product_in: ProductCreate
+) -> ProductPublic:
     product = Product(**product_in.model_dump())
     session.add(product)
     try:
         await session.commit()
-    except IntegrityError as error:
+    except IntegrityError:
         await session.rollback()
-        raise SkuTakenError(product_in.sku) from error
+        raise _sku_taken(product_in.sku) from None
     await session.refresh(product)
-    return product
+    # A new product can appear on any list page.
+    await cache.invalidate([product.id])
+    return ProductPublic.model_validate(product)
+
+
+async def update_product(
+    *,
+    session: AsyncSession,
+    cache: ProductCache,
+    product_id: uuid.UUID,
+    changes: ProductUpdate,
+) -> ProductPublic:
+    values = changes.model_dump(exclude_unset=True)
+    _refuse_nulls(values)
+    if values:
+        statement = (
+            update(Product).where(Product.id == product_id).values(**values).returning(Product)
+        )
+        try:
+            product = await session.scalar(statement)
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            raise _sku_taken(str(values.get("sku"))) from None
+    else:
+        product = await session.get(Product, product_id)
+    if product is None:
+        raise product_not_found(product_id)
+    if values:
+        await cache.invalidate([product_id])
+    return ProductPublic.model_validate(product)
+
+
+def _refuse_nulls(values: dict[str, Any]) -> None:
+    nulls = sorted(name for name, value in values.items() if value is None)
+    if nulls:
+        raise ProblemError(
+            422,
+            slug="validation",
+            title="Invalid request",
+            detail=f"Invalid fields: {', '.join(nulls)}",
+            errors=[
+                {"field": name, "location": "body", "message": "may be left out, not null"}
+                for name in nulls
+            ],
+        )
+
+
+async def restock(
+    *, session: AsyncSession, cache: ProductCache, product_id: uuid.UUID, quantity: int
+) -> ProductPublic:
+    # One conditional UPDATE: atomic under concurrent restocks and orders, no read-then-write.
+    statement = (
+        update(Product)
+        .where(Product.id == product_id, Product.stock <= MAX_STOCK - quantity)
+        .values(stock=Product.stock + quantity)
+        .returning(Product)
+    )
+    product = await session.scalar(statement)
+    await session.commit()
+    if product is None:
+        current = await session.scalar(select(Product.stock).where(Product.id == product_id))
+        if current is None:
+            raise product_not_found(product_id)
+        raise ProblemError(
+            422,
+            slug="stock-limit",
+            title="Stock limit exceeded",
+            detail=f"Stock is {current}; it cannot exceed {MAX_STOCK}.",
+            errors=[
+                {
+                    "field": "quantity",
+                    "location": "body",
+                    "message": f"at most {MAX_STOCK - current}",
+                }
+            ],
+        )
+    await cache.invalidate([product_id])
+    return ProductPublic.model_validate(product)
+
+
+# -- reads ----------------------------------------------------------------------------------
 
 
 async def get_product(
-    *, session: AsyncSession, redis: Redis, product_id: uuid.UUID, ttl: int
-) -> ProductPublic | None:
-    """Cache-aside read; a Redis failure counts as a miss."""
-    key = f"{CACHE_PREFIX}{product_id}"
-    try:
-        cached = await redis.get(key)
-    except RedisError:
-        DEPENDENCY_FALLBACKS.labels("redis", "products.get").inc()
-        cached = None
-    if cached:
-        return ProductPublic.model_validate_json(cached)
-    product = await session.scalar(select(Product).where(Product.id == product_id))
-    if product is None:
-        return None
-    public = ProductPublic.model_validate(product)
-    try:
-        await redis.set(key, public.model_dump_json(), ex=ttl)
-    except RedisError:
-        DEPENDENCY_FALLBACKS.labels("redis", "products.set").inc()
-    return public
+    *, session: AsyncSession, cache: ProductCache, product_id: uuid.UUID
+) -> ProductPublic:
+    async def load() -> str:
+        product = await session.get(Product, product_id)
+        if product is None:
+            # Cached too, so a burst of requests for a missing id is one database read.
+            return _ABSENT
+        return ProductPublic.model_validate(product).model_dump_json()
+
+    cached = await cache.item(product_id, load)
+    if cached == _ABSENT:
+        raise product_not_found(product_id)
+    return ProductPublic.model_validate_json(cached)
+
+
+_SORT_COLUMNS: dict[ProductSort, tuple[str, bool]] = {
+    ProductSort.NAME: ("name", False),
+    ProductSort.NAME_DESC: ("name", True),
+    ProductSort.PRICE: ("price", False),
+    ProductSort.PRICE_DESC: ("price", True),
+}
+
+
+async def list_products(
+    *, session: AsyncSession, cache: ProductCache, params: ProductListParams
+) -> Page[ProductPublic]:
+    query_scope = ("products", params.sort.value, params.q, params.active)
+    column_name, _ = _SORT_COLUMNS[params.sort]
+    after: tuple[Any, uuid.UUID] | None = None
+    if params.cursor is not None:
+        # Checked before the cache: a bad cursor is the caller's error, never a cache entry.
+        key_type: TypeAdapter[tuple[Any, uuid.UUID]] = (
+            _NAME_KEY if column_name == "name" else _PRICE_KEY
+        )
+        after = decode_cursor(params.cursor, query=query_scope, key_type=key_type)
+
+    async def load() -> str:
+        page = await _load_page(session=session, params=params, after=after)
+        return page.model_dump_json()
+
+    digest = hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:32]
+    return _PAGE.validate_json(await cache.page(digest, load))
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def _load_page(
+    *, session: AsyncSession, params: ProductListParams, after: tuple[Any, uuid.UUID] | None
+) -> Page[ProductPublic]:
+    query_scope = ("products", params.sort.value, params.q, params.active)
+    column_name, descending = _SORT_COLUMNS[params.sort]
+    column = Product.name if column_name == "name" else Product.price
+    statement: Select[Product] = select(Product)
+    if params.q is not None:
+        pattern = f"%{_escape_like(params.q)}%"
+        statement = statement.where(
+            or_(
+                Product.sku.ilike(pattern, escape="\\"),
+                Product.name.ilike(pattern, escape="\\"),
+                Product.description.ilike(pattern, escape="\\"),
+            )
+        )
+    if params.active is not None:
+        statement = statement.where(Product.active.is_(params.active))
+    if after is not None:
+        position = tuple_(column, Product.id)
+        boundary: ColumnElement[bool] = (
+            position < tuple_(*after) if descending else position > tuple_(*after)
+        )
+        statement = statement.where(boundary)
+    if descending:
+        statement = statement.order_by(column.desc(), Product.id.desc())
+    else:
+        statement = statement.order_by(column.asc(), Product.id.asc())
+    rows = list((await session.scalars(statement.limit(params.limit + 1))).all())
+    items = [ProductPublic.model_validate(row) for row in rows[: params.limit]]
+    next_cursor = None
+    if len(rows) > params.limit:
+        last = items[-1]
+        key = (last.name if column_name == "name" else last.price, last.id)
+        next_cursor = encode_cursor(query=query_scope, key=key)
+    return Page[ProductPublic](items=items, next_cursor=next_cursor)

@@ -1,0 +1,1 @@
+"""Idempotency-Key support for unsafe requests (IETF httpapi idempotency-key draft)."""

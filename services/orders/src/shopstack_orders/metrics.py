@@ -1,0 +1,51 @@
+"""Business metrics of the orders service (HTTP metrics come from shopstack_common)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+ORDERS_PLACED = Counter(
+    "shopstack_orders_placed",
+    "Orders committed, by currency.",
+    ["currency"],
+)
+OUT_OF_STOCK_REJECTIONS = Counter(
+    "shopstack_orders_out_of_stock_rejections",
+    "Orders refused because a product had too little stock.",
+)
+ORDER_TRANSITIONS = Counter(
+    "shopstack_orders_transitions",
+    "Order status changes, by source and target status.",
+    ["from_status", "to_status"],
+)
+IDEMPOTENT_REPLAYS = Counter(
+    "shopstack_orders_idempotent_replays",
+    "Requests answered from a stored Idempotency-Key response, by operation.",
+    ["operation"],
+)
+IDEMPOTENCY_CONFLICTS = Counter(
+    "shopstack_orders_idempotency_conflicts",
+    "Idempotency-Key requests refused: the key is in flight or was used for another payload.",
+    ["reason"],
+)
+CACHE_HITS = Counter(
+    "shopstack_orders_cache_hits",
+    "Product cache lookups answered from Redis, by entry kind.",
+    ["kind"],
+)
+CACHE_MISSES = Counter(
+    "shopstack_orders_cache_misses",
+    "Product cache lookups that found nothing in Redis, by entry kind.",
+    ["kind"],
+)
+CACHE_REBUILDS = Counter(
+    "shopstack_orders_cache_rebuilds",
+    "Cache entries rebuilt from PostgreSQL by the holder of the rebuild lock, by entry kind.",
+    ["kind"],
+)
+CACHE_UNCACHED_READS = Counter(
+    "shopstack_orders_cache_uncached_reads",
+    "Reads served from PostgreSQL without the cache, by reason "
+    "(redis_unavailable, lock_wait_expired).",
+    ["kind", "reason"],
+)

@@ -1,0 +1,1 @@
+"""Orders: placing them against the catalog's stock, and their life cycle."""

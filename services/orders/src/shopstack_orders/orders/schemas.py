@@ -1,0 +1,112 @@
+"""Order request and response shapes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from shopstack_orders.orders.lifecycle import OrderStatus
+from shopstack_orders.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+# Part of the API contract (published as maxItems / maximum in the OpenAPI document), so
+# constants rather than settings: a client can rely on them.
+MAX_LINES = 50
+MAX_QUANTITY = 1000
+
+
+class OrderLineCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: uuid.UUID
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class OrderCreate(BaseModel):
+    """What a customer asks for. Prices come from the catalog, never from the client."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[OrderLineCreate] = Field(min_length=1, max_length=MAX_LINES)
+    note: str | None = Field(default=None, max_length=500)
+
+    @field_validator("items")
+    @classmethod
+    def _one_line_per_product(cls, items: list[OrderLineCreate]) -> list[OrderLineCreate]:
+        seen: set[uuid.UUID] = set()
+        for line in items:
+            if line.product_id in seen:
+                raise ValueError(
+                    f"product {line.product_id} appears on more than one line; "
+                    "put the whole quantity on one"
+                )
+            seen.add(line.product_id)
+        return items
+
+
+class OrderItemPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    product_id: uuid.UUID
+    sku: str
+    quantity: int
+    unit_price: int
+    line_total: int
+
+
+class TransitionPublic(BaseModel):
+    """One status change; ``from`` is null for the order's creation."""
+
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True, serialize_by_alias=True)
+
+    from_status: OrderStatus | None = Field(alias="from")
+    to_status: OrderStatus = Field(alias="to")
+    actor: str
+    at: datetime
+
+
+class OrderPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    status: OrderStatus
+    items: list[OrderItemPublic]
+    total: int
+    currency: str
+    note: str | None
+    transitions: list[TransitionPublic]
+    created_at: datetime
+    updated_at: datetime
+
+
+class TransitionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: OrderStatus
+
+
+class OrderListParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, max_length=1024)
+    status: OrderStatus | None = None
+    created_after: AwareDatetime | None = Field(
+        default=None, description="Only orders created at or after this instant."
+    )
+    created_before: AwareDatetime | None = Field(
+        default=None, description="Only orders created before this instant."
+    )
+    user_id: uuid.UUID | None = Field(
+        default=None, description="Administrators: another user's orders instead of their own."
+    )
+    all_users: bool = Field(
+        default=False, description="Administrators: every user's orders instead of their own."
+    )
+
+
+class OrderSummary(BaseModel):
+    counts_by_status: dict[OrderStatus, int]
+    total: int

@@ -1,0 +1,420 @@
+"""Placing orders against the catalog's stock, and moving them through their life cycle.
+
+Stock is reserved in the transaction that creates the order, by conditional updates
+(``UPDATE ... SET stock = stock - n WHERE stock >= n``): PostgreSQL re-checks the condition
+on the newest row version once it holds the row lock, so no interleaving can sell more than
+there is, and the ``stock >= 0`` CHECK is the last line of defence. The updates are the last
+statements before the commit, so a hot product's row lock is held for one round trip and
+the commit rather than for the whole order. Every transaction that changes several products
+updates them in id order (placing, cancelling), and an order row is only ever locked before
+product rows, so concurrent multi-item orders queue on each other instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import ColumnElement, Select, false, func, select, true, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from shopstack_common.fastapi_support import ProblemError
+from shopstack_common.identity import Identity
+from shopstack_common.problem import FieldError
+from shopstack_orders.cache import ProductCache
+from shopstack_orders.catalog.models import Product
+from shopstack_orders.idempotency import service as idempotency
+from shopstack_orders.idempotency.schemas import Outcome
+from shopstack_orders.metrics import ORDER_TRANSITIONS, ORDERS_PLACED, OUT_OF_STOCK_REJECTIONS
+from shopstack_orders.orders.lifecycle import (
+    NEXT_STATUSES,
+    OrderStatus,
+    can_transition,
+    returns_stock,
+)
+from shopstack_orders.orders.models import Order, OrderItem, OrderTransition
+from shopstack_orders.orders.schemas import (
+    OrderCreate,
+    OrderListParams,
+    OrderPublic,
+    OrderSummary,
+)
+from shopstack_orders.pagination import Page, decode_cursor, encode_cursor
+
+_ORDER_KEY: TypeAdapter[tuple[datetime, uuid.UUID]] = TypeAdapter(tuple[datetime, uuid.UUID])
+
+# (line index, requested, product id, SKU, available) for each line that cannot be served.
+ShortLine = tuple[int, int, uuid.UUID, str, int]
+
+
+def order_not_found(order_id: uuid.UUID) -> ProblemError:
+    # Also the answer for someone else's order: whether it exists is not theirs to know.
+    return ProblemError(
+        404, slug="order-not-found", title="Not found", detail=f"No order {order_id}."
+    )
+
+
+def _with_lines(statement: Select[Order]) -> Select[Order]:
+    return statement.options(selectinload(Order.items), selectinload(Order.transitions))
+
+
+def _may_see(viewer: Identity, order: Order) -> bool:
+    return viewer.is_admin or (viewer.user_id is not None and order.user_id == viewer.user_id)
+
+
+# -- placing --------------------------------------------------------------------------------
+
+
+async def place_order(
+    *,
+    session: AsyncSession,
+    cache: ProductCache,
+    policy: idempotency.IdempotencyPolicy,
+    buyer: Identity,
+    order_in: OrderCreate,
+    idempotency_key: str | None,
+) -> Outcome[OrderPublic]:
+    request = idempotency.idempotent_request(
+        caller=buyer.subject,
+        key=idempotency_key,
+        operation="place_order",
+        payload=order_in.model_dump(mode="json"),
+    )
+
+    async def create() -> OrderPublic:
+        return await _create(session=session, buyer=buyer, order_in=order_in)
+
+    async def reserve() -> None:
+        await _reserve(session=session, order_in=order_in)
+
+    outcome = await idempotency.run(
+        session=session,
+        request=request,
+        policy=policy,
+        status_code=201,
+        action=create,
+        last=reserve,
+    )
+    if outcome.result is not None:
+        ORDERS_PLACED.labels(outcome.result.currency).inc()
+        await cache.invalidate(item.product_id for item in outcome.result.items)
+    return outcome
+
+
+async def _create(*, session: AsyncSession, buyer: Identity, order_in: OrderCreate) -> OrderPublic:
+    """Price the lines from the catalog and write the order; the stock is reserved last."""
+    assert buyer.user_id is not None  # the route admits users only
+    wanted = [line.product_id for line in order_in.items]
+    # No lock: the order is placed at the prices of this moment; the stock is checked again,
+    # under the row lock, by the reservation.
+    found = await session.scalars(select(Product).where(Product.id.in_(wanted)))
+    products = {product.id: product for product in found}
+    _check_orderable(order_in, products)
+    short = [
+        (index, line.quantity, product.id, product.sku, product.stock)
+        for index, line in enumerate(order_in.items)
+        if (product := products[line.product_id]).stock < line.quantity
+    ]
+    if short:
+        raise _out_of_stock(short)  # sold out already: refuse before writing anything
+
+    lines = [
+        OrderItem(
+            line_no=number,
+            product_id=line.product_id,
+            sku=products[line.product_id].sku,
+            quantity=line.quantity,
+            unit_price=products[line.product_id].price,
+            line_total=products[line.product_id].price * line.quantity,
+        )
+        for number, line in enumerate(order_in.items, start=1)
+    ]
+    order = Order(
+        user_id=buyer.user_id,
+        status=OrderStatus.PENDING.value,
+        currency=products[wanted[0]].currency,
+        total=sum(line.line_total for line in lines),
+        note=order_in.note,
+        items=lines,
+        transitions=[
+            OrderTransition(from_status=None, to_status=OrderStatus.PENDING, actor=buyer.subject)
+        ],
+    )
+    session.add(order)
+    await session.flush()
+    return OrderPublic.model_validate(order)
+
+
+async def _reserve(*, session: AsyncSession, order_in: OrderCreate) -> None:
+    """Take the order's units from stock, in product id order; 409 if any is short now."""
+    wanted = {line.product_id: line.quantity for line in order_in.items}
+    taken: set[uuid.UUID] = set()
+    failed: uuid.UUID | None = None
+    for product_id in sorted(wanted):
+        left = await session.scalar(
+            update(Product)
+            .where(Product.id == product_id, Product.stock >= wanted[product_id])
+            .values(stock=Product.stock - wanted[product_id])
+            .returning(Product.stock)
+            .execution_options(synchronize_session=False)
+        )
+        if left is None:
+            failed = product_id
+            break
+        taken.add(product_id)
+    if failed is None:
+        return
+    # Others bought the units since the order was priced. Report what each line could have
+    # had; this order's own decrements, about to be rolled back, count as available.
+    rows = await session.execute(
+        select(Product.id, Product.sku, Product.stock).where(Product.id.in_(wanted))
+    )
+    available = {
+        product_id: (sku, stock + (wanted[product_id] if product_id in taken else 0))
+        for product_id, sku, stock in rows
+    }
+    raise _out_of_stock(
+        [
+            (index, line.quantity, line.product_id, *available[line.product_id])
+            for index, line in enumerate(order_in.items)
+            if line.product_id == failed or available[line.product_id][1] < line.quantity
+        ]
+    )
+
+
+def _check_orderable(order_in: OrderCreate, products: dict[uuid.UUID, Product]) -> None:
+    errors: list[FieldError] = []
+    for index, line in enumerate(order_in.items):
+        product = products.get(line.product_id)
+        if product is None:
+            message = "no such product"
+        elif not product.active:
+            message = f"product {product.sku} is not for sale"
+        else:
+            continue
+        errors.append(
+            {"field": f"items[{index}].product_id", "location": "body", "message": message}
+        )
+    if errors:
+        raise ProblemError(
+            422,
+            slug="product-not-orderable",
+            title="Product not orderable",
+            detail="Some lines name products that are unknown or not for sale.",
+            errors=errors,
+        )
+    currencies = {products[line.product_id].currency for line in order_in.items}
+    if len(currencies) > 1:
+        raise ProblemError(
+            422,
+            slug="mixed-currencies",
+            title="Mixed currencies",
+            detail="All lines of an order must be priced in one currency; found "
+            + ", ".join(sorted(currencies))
+            + ".",
+            errors=[
+                {
+                    "field": f"items[{index}].product_id",
+                    "location": "body",
+                    "message": f"priced in {products[line.product_id].currency}",
+                }
+                for index, line in enumerate(order_in.items)
+            ],
+        )
+
+
+def _out_of_stock(short: Sequence[ShortLine]) -> ProblemError:
+    OUT_OF_STOCK_REJECTIONS.inc()
+    return ProblemError(
+        409,
+        slug="out-of-stock",
+        title="Out of stock",
+        detail="Not enough stock for "
+        + ", ".join(f"{sku} ({available} available)" for _, _, _, sku, available in short)
+        + ".",
+        errors=[
+            {
+                "field": f"items[{index}].quantity",
+                "location": "body",
+                "message": f"{available} available",
+            }
+            for index, _, _, _, available in short
+        ],
+        extra={
+            "unavailable": [
+                {
+                    "product_id": str(product_id),
+                    "sku": sku,
+                    "requested": requested,
+                    "available": available,
+                }
+                for _, requested, product_id, sku, available in short
+            ]
+        },
+    )
+
+
+# -- life cycle -----------------------------------------------------------------------------
+
+
+async def change_status(
+    *,
+    session: AsyncSession,
+    cache: ProductCache,
+    policy: idempotency.IdempotencyPolicy,
+    actor: Identity,
+    order_id: uuid.UUID,
+    target: OrderStatus,
+    idempotency_key: str | None = None,
+) -> Outcome[OrderPublic]:
+    """Move an order to ``target``; cancelling returns its stock. Owners may call this only
+    to cancel their own orders (the route decides who gets here)."""
+    operation = "cancel_order" if target is OrderStatus.CANCELLED else "transition_order"
+    request = idempotency.idempotent_request(
+        caller=actor.subject,
+        key=idempotency_key,
+        operation=operation,
+        payload={"order_id": str(order_id), "to": target.value},
+    )
+    returning: list[OrderItem] = []
+
+    async def transition() -> OrderPublic:
+        return await _transition(
+            session=session, actor=actor, order_id=order_id, target=target, returning=returning
+        )
+
+    async def return_stock() -> None:
+        for item in sorted(returning, key=lambda item: item.product_id):
+            await session.execute(
+                update(Product)
+                .where(Product.id == item.product_id)
+                .values(stock=Product.stock + item.quantity)
+                .execution_options(synchronize_session=False)
+            )
+
+    outcome = await idempotency.run(
+        session=session,
+        request=request,
+        policy=policy,
+        status_code=200,
+        action=transition,
+        last=return_stock,
+    )
+    if outcome.result is not None and returning:
+        await cache.invalidate(item.product_id for item in returning)
+    return outcome
+
+
+async def _transition(
+    *,
+    session: AsyncSession,
+    actor: Identity,
+    order_id: uuid.UUID,
+    target: OrderStatus,
+    returning: list[OrderItem],
+) -> OrderPublic:
+    # The order row is locked first: concurrent changes to one order run one after another.
+    order = await session.scalar(
+        _with_lines(select(Order).where(Order.id == order_id).with_for_update(of=Order))
+    )
+    if order is None or not _may_see(actor, order):
+        raise order_not_found(order_id)
+    current = OrderStatus(order.status)
+    if not can_transition(current, target):
+        allowed = sorted(status.value for status in NEXT_STATUSES[current])
+        raise ProblemError(
+            409,
+            slug="illegal-transition",
+            title="Illegal status change",
+            detail=f"An order that is {current.value} cannot become {target.value}; "
+            + (f"it can become {', '.join(allowed)}." if allowed else "its status is final."),
+            extra={"from": current.value, "to": target.value, "allowed": allowed},
+        )
+    if returns_stock(current, target):
+        returning.extend(order.items)
+    order.status = target.value
+    order.transitions.append(
+        OrderTransition(from_status=current, to_status=target, actor=actor.subject)
+    )
+    await session.flush()
+    ORDER_TRANSITIONS.labels(current.value, target.value).inc()
+    return OrderPublic.model_validate(order)
+
+
+# -- reads ----------------------------------------------------------------------------------
+
+
+async def get_order(*, session: AsyncSession, viewer: Identity, order_id: uuid.UUID) -> OrderPublic:
+    order = await session.scalar(_with_lines(select(Order).where(Order.id == order_id)))
+    if order is None or not _may_see(viewer, order):
+        raise order_not_found(order_id)
+    return OrderPublic.model_validate(order)
+
+
+def _admin_only_filter(name: str) -> ProblemError:
+    return ProblemError(
+        403,
+        slug="forbidden",
+        title="Forbidden",
+        detail=f"Only administrators may filter by {name}.",
+        errors=[{"field": name, "location": "query", "message": "administrators only"}],
+    )
+
+
+def _owner_filter(viewer: Identity, params: OrderListParams) -> tuple[str, ColumnElement[bool]]:
+    if params.all_users:
+        if not viewer.is_admin:
+            raise _admin_only_filter("all_users")
+        return "*", true()
+    if params.user_id is not None and params.user_id != viewer.user_id:
+        if not viewer.is_admin:
+            raise _admin_only_filter("user_id")
+        return str(params.user_id), Order.user_id == params.user_id
+    if viewer.user_id is None:
+        return "-", false()  # a service client owns no orders
+    return str(viewer.user_id), Order.user_id == viewer.user_id
+
+
+async def list_orders(
+    *, session: AsyncSession, viewer: Identity, params: OrderListParams
+) -> Page[OrderPublic]:
+    owner, owner_clause = _owner_filter(viewer, params)
+    statement = select(Order).where(owner_clause)
+    if params.status is not None:
+        statement = statement.where(Order.status == params.status.value)
+    if params.created_after is not None:
+        statement = statement.where(Order.created_at >= params.created_after)
+    if params.created_before is not None:
+        statement = statement.where(Order.created_at < params.created_before)
+    query_scope: Sequence[Any] = (
+        "orders", owner, params.status, params.created_after, params.created_before,
+    )  # fmt: skip
+    if params.cursor is not None:
+        after = decode_cursor(params.cursor, query=query_scope, key_type=_ORDER_KEY)
+        statement = statement.where(tuple_(Order.created_at, Order.id) < tuple_(*after))
+    statement = statement.order_by(Order.created_at.desc(), Order.id.desc())
+    rows = list((await session.scalars(_with_lines(statement.limit(params.limit + 1)))).all())
+    items = [OrderPublic.model_validate(row) for row in rows[: params.limit]]
+    next_cursor = None
+    if len(rows) > params.limit:
+        last = items[-1]
+        next_cursor = encode_cursor(query=query_scope, key=(last.created_at.isoformat(), last.id))
+    return Page[OrderPublic](items=items, next_cursor=next_cursor)
+
+
+async def summarize(*, session: AsyncSession, viewer: Identity) -> OrderSummary:
+    """How many of the caller's own orders are in each status (every status listed)."""
+    counts = dict.fromkeys(OrderStatus, 0)
+    if viewer.user_id is not None:
+        rows = await session.execute(
+            select(Order.status, func.count())
+            .where(Order.user_id == viewer.user_id)
+            .group_by(Order.status)
+        )
+        for status, count in rows:
+            counts[OrderStatus(status)] = count
+    return OrderSummary(counts_by_status=counts, total=sum(counts.values()))

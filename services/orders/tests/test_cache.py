@@ -1,0 +1,246 @@
+"""The product cache on real Redis: hits, invalidation on every write, one rebuild per key
+under concurrent misses, and PostgreSQL whenever Redis is down or slow."""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio
+
+from shopstack_orders.cache import ProductCache
+from shopstack_orders.observability import BurstLogger
+
+PRODUCTS = "/api/v1/products"
+HITS = "shopstack_orders_cache_hits_total"
+MISSES = "shopstack_orders_cache_misses_total"
+REBUILDS = "shopstack_orders_cache_rebuilds_total"
+UNCACHED = "shopstack_orders_cache_uncached_reads_total"
+FALLBACKS = "shopstack_dependency_fallbacks_total"
+
+
+async def test_reads_are_cached_under_the_orders_prefix_with_a_ttl(
+    client: httpx.AsyncClient, make_product: Any, metric: Any, redis_url: str
+) -> None:
+    product = await make_product()
+    hits = await metric(HITS, kind="product")
+    misses = await metric(MISSES, kind="product")
+    first = await client.get(f"{PRODUCTS}/{product['id']}")
+    second = await client.get(f"{PRODUCTS}/{product['id']}")
+    assert first.json() == second.json() == product
+    assert await metric(MISSES, kind="product") == misses + 1
+    assert await metric(HITS, kind="product") == hits + 1
+    await client.get(PRODUCTS)
+    await client.get(PRODUCTS)
+    assert await metric(HITS, kind="product_list") >= 1
+    async with redis.asyncio.Redis.from_url(redis_url) as r:
+        keys = await r.keys("*")
+        assert keys
+        for key in keys:
+            assert key.startswith(b"orders:"), key
+            assert await r.ttl(key) > 0, key
+
+
+async def test_a_missing_product_is_cached_too(client: httpx.AsyncClient, metric: Any) -> None:
+    missing = f"{PRODUCTS}/{uuid.uuid4()}"
+    hits = await metric(HITS, kind="product")
+    assert (await client.get(missing)).status_code == 404
+    assert (await client.get(missing)).status_code == 404
+    assert await metric(HITS, kind="product") == hits + 1
+
+
+async def test_every_write_invalidates_what_readers_see(
+    *,
+    client: httpx.AsyncClient,
+    make_product: Any,
+    place: Any,
+    admin: dict[str, str],
+    alice: dict[str, str],
+    metric: Any,
+) -> None:
+    product = await make_product(name="Sencha", stock=10)
+    item = f"{PRODUCTS}/{product['id']}"
+
+    async def warm() -> None:
+        # Read twice so the second read is surely a cache hit of the current state.
+        hits = await metric(HITS, kind="product")
+        await client.get(item)
+        await client.get(PRODUCTS)
+        await client.get(item)
+        await client.get(PRODUCTS)
+        assert await metric(HITS, kind="product") > hits
+
+    async def seen() -> tuple[dict[str, Any], dict[str, Any]]:
+        one = (await client.get(item)).json()
+        [listed] = [p for p in (await client.get(PRODUCTS)).json()["items"] if p["id"] == one["id"]]
+        return one, listed
+
+    await warm()
+    await client.patch(item, json={"name": "Gyokuro"}, headers=admin)
+    one, listed = await seen()
+    assert one["name"] == listed["name"] == "Gyokuro"
+
+    await warm()
+    await client.post(f"{item}/restock", json={"quantity": 5}, headers=admin)
+    one, listed = await seen()
+    assert one["stock"] == listed["stock"] == 15
+
+    await warm()
+    order = (await place(alice, (product, 4))).json()
+    one, listed = await seen()
+    assert one["stock"] == listed["stock"] == 11
+
+    await warm()
+    await client.post(f"/api/v1/orders/{order['id']}/cancel", headers=alice)
+    one, listed = await seen()
+    assert one["stock"] == listed["stock"] == 15
+
+    await warm()
+    newcomer = await make_product(name="Bancha")
+    assert newcomer["id"] in [p["id"] for p in (await client.get(PRODUCTS)).json()["items"]]
+
+
+async def test_a_rebuild_that_raced_a_write_is_never_served(
+    client: httpx.AsyncClient, make_product: Any, redis_url: str
+) -> None:
+    """A reader loads the row, a write commits and invalidates, then the reader stores what it
+    loaded: the stale copy must land where no later reader looks."""
+    product = await make_product(name="Old name")
+    product_id = uuid.UUID(product["id"])
+    async with redis.asyncio.Redis.from_url(redis_url, decode_responses=True) as r:
+        cache = ProductCache(
+            r, ttl_seconds=60, lock_ttl_ms=1000, wait_ms=500, poll_ms=5,
+            retry_after_seconds=1, burst_log=BurstLogger(logging.getLogger("t"), quiet_seconds=1),
+        )  # fmt: skip
+
+        async def stale_read_then_concurrent_write() -> str:
+            await cache.invalidate([product_id])  # the write commits meanwhile
+            return "stale"
+
+        async def fresh_read() -> str:
+            return "fresh"
+
+        assert await cache.item(product_id, stale_read_then_concurrent_write) == "stale"
+        assert await cache.item(product_id, fresh_read) == "fresh"
+        assert await cache.item(product_id, fresh_read) == "fresh"
+
+
+@pytest.fixture
+async def two_apps(make_client: Any) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """Two processes' worth of app (separate pools and clients) on one Redis and PostgreSQL."""
+    async with make_client() as one, make_client() as two:
+        yield [one, two]
+
+
+@pytest.mark.parametrize("path", ["item", "list"])
+async def test_concurrent_misses_rebuild_once(
+    two_apps: list[httpx.AsyncClient], make_product: Any, metric: Any, path: str
+) -> None:
+    product = await make_product()
+    url = f"{PRODUCTS}/{product['id']}" if path == "item" else f"{PRODUCTS}?q=tea"
+    kind = "product" if path == "item" else "product_list"
+    rebuilds = await metric(REBUILDS, kind=kind)
+    uncached = await metric(UNCACHED, kind=kind, reason="lock_wait_expired")
+    responses = await asyncio.gather(*(two_apps[i % 2].get(url) for i in range(40)))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.text for r in responses}) == 1
+    assert await metric(REBUILDS, kind=kind) == rebuilds + 1
+    assert await metric(UNCACHED, kind=kind, reason="lock_wait_expired") == uncached
+
+
+# -- Redis down or slow -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def blackhole_redis_url() -> AsyncIterator[str]:
+    """A server that accepts connections and never answers: Redis at its slowest."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.mark.parametrize("failure", ["down", "slow"])
+async def test_reads_fall_back_to_postgres_when_redis_fails(
+    *,
+    client: httpx.AsyncClient,
+    make_client: Any,
+    make_product: Any,
+    metric: Any,
+    dead_redis_url: str,
+    blackhole_redis_url: str,
+    failure: str,
+) -> None:
+    product = await make_product()
+    redis_url = dead_redis_url if failure == "down" else blackhole_redis_url
+    fallbacks = await metric(FALLBACKS, dependency="redis", operation="products.read")
+    uncached = await metric(UNCACHED, kind="product", reason="redis_unavailable")
+    async with make_client(redis_url=redis_url, redis_retry_after_seconds=60) as degraded:
+        reads = [await degraded.get(f"{PRODUCTS}/{product['id']}") for _ in range(3)]
+        listed = await degraded.get(PRODUCTS)
+    assert [r.status_code for r in reads] == [200, 200, 200]
+    assert all(r.json() == product for r in reads)
+    assert listed.status_code == 200
+    assert [p["id"] for p in listed.json()["items"]] == [product["id"]]
+    # One failure is paid for; the next reads skip Redis while it is known to be failing.
+    assert await metric(FALLBACKS, dependency="redis", operation="products.read") == fallbacks + 1
+    assert await metric(UNCACHED, kind="product", reason="redis_unavailable") == uncached + 3
+
+
+async def test_writes_and_orders_work_without_redis(
+    make_client: Any,
+    dead_redis_url: str,
+    admin: dict[str, str],
+    alice: dict[str, str],
+    metric: Any,
+) -> None:
+    before = await metric(FALLBACKS, dependency="redis", operation="products.invalidate")
+    async with make_client(redis_url=dead_redis_url) as degraded:
+        created = await degraded.post(
+            PRODUCTS,
+            json={"sku": "NO-REDIS", "name": "Kettle", "price": 2599, "currency": "EUR",
+                  "stock": 3},
+            headers=admin,
+        )  # fmt: skip
+        assert created.status_code == 201
+        product = created.json()
+        order = await degraded.post(
+            "/api/v1/orders",
+            json={"items": [{"product_id": product["id"], "quantity": 2}]},
+            headers=alice,
+        )
+        assert order.status_code == 201
+        assert (await degraded.get(f"{PRODUCTS}/{product['id']}")).json()["stock"] == 1
+    after = await metric(FALLBACKS, dependency="redis", operation="products.invalidate")
+    assert after == before + 2
+
+
+async def test_a_redis_outage_is_logged_once_per_burst(
+    make_client: Any, make_product: Any, dead_redis_url: str
+) -> None:
+    product = await make_product()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    async with make_client(redis_url=dead_redis_url, redis_retry_after_seconds=0) as degraded:
+        dependency_log = logging.getLogger("shopstack_orders.dependencies")
+        dependency_log.addHandler(handler)
+        try:
+            for _ in range(5):
+                assert (await degraded.get(f"{PRODUCTS}/{product['id']}")).status_code == 200
+        finally:
+            dependency_log.removeHandler(handler)
+    assert len(records) == 1
+    assert records[0].levelno == logging.WARNING
+    assert "Redis" in records[0].getMessage()
