@@ -21,6 +21,18 @@ NEW_KID = "2026-06-01"
 PASSWORD = "correct horse battery"
 
 
+class ClosingClient(FlaskClient):
+    """A test client that closes every response's body iterator, as a WSGI server does.
+
+    Werkzeug's client leaves it open unless asked to buffer; the tracing middleware detaches
+    its context only on close, so an unclosed body would leave this test's span (and request
+    context) current in whatever test runs next on this thread."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def key_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``old``: one key; ``rotated``: that key and a newer one (which signs)."""
@@ -43,6 +55,7 @@ def make_app(database_url: str, redis_url: str, key_dirs: dict[str, Path]) -> It
             "jwt_signing_keys_dir": key_dirs["old"],
         }  # fmt: skip
         app = create_app(UsersSettings(**(values | overrides)))  # type: ignore[arg-type]
+        app.test_client_class = ClosingClient
         apps.append(app)
         return app
 
