@@ -49,7 +49,7 @@ def test_burst_logger_writes_one_line_per_burst(caplog: pytest.LogCaptureFixture
         written.append(burst.warning("redis", "redis down: %s", "refused"))
     assert written == [True, False, False, False, False, False, True]
     assert [r.getMessage() for r in caplog.records] == ["redis down: refused"] * 2
-    assert [getattr(r, "suppressed", None) for r in caplog.records] == [0, 5]
+    assert [getattr(r, "suppressed_since_last", None) for r in caplog.records] == [0, 5]
 
 
 def test_burst_logger_keys_are_independent(caplog: pytest.LogCaptureFixture) -> None:

@@ -11,8 +11,8 @@ import httpx
 import pytest
 import redis.asyncio
 
+from shopstack_common.logs import BurstLogger
 from shopstack_orders.cache import ProductCache
-from shopstack_orders.observability import BurstLogger
 
 PRODUCTS = "/api/v1/products"
 HITS = "shopstack_orders_cache_hits_total"

@@ -134,6 +134,6 @@ class BurstLogger:
                 return False
             suppressed = last[1] if last is not None else 0
             self._state[key] = (now, 0)
-        fields = {**(extra or {}), "burst_key": key, "suppressed": suppressed}
+        fields = {**(extra or {}), "burst_key": key, "suppressed_since_last": suppressed}
         self.logger.warning(message, *args, exc_info=exc_info, extra=fields)
         return True

@@ -31,6 +31,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shopstack_common.logs import BurstLogger
 from shopstack_common.metrics import DEPENDENCY_FALLBACKS
 from shopstack_orders.metrics import (
     CACHE_HITS,
@@ -38,7 +39,6 @@ from shopstack_orders.metrics import (
     CACHE_REBUILDS,
     CACHE_UNCACHED_READS,
 )
-from shopstack_orders.observability import BurstLogger
 
 logger = logging.getLogger(__name__)
 

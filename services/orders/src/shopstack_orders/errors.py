@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from shopstack_common.fastapi_support import problem_response
-from shopstack_orders.observability import BurstLogger
+from shopstack_common.logs import BurstLogger
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from shopstack_common.asgi import RequestContextMiddleware
 from shopstack_common.fastapi_support import install_problem_handlers, ops_router
-from shopstack_common.logs import configure_logging
+from shopstack_common.logs import BurstLogger, configure_logging
 from shopstack_common.telemetry import configure_tracing
 from shopstack_orders import db
 from shopstack_orders.cache import ProductCache
@@ -23,7 +23,6 @@ from shopstack_orders.catalog.router import router as catalog_router
 from shopstack_orders.config import OrdersSettings
 from shopstack_orders.errors import install_database_handlers
 from shopstack_orders.idempotency.service import IdempotencyPolicy, purge_periodically
-from shopstack_orders.observability import BurstLogger
 from shopstack_orders.orders.router import router as orders_router
 
 

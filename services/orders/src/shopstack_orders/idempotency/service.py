@@ -48,11 +48,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
 from shopstack_common.fastapi_support import ProblemError
+from shopstack_common.logs import BurstLogger
 from shopstack_orders.errors import sqlstate
 from shopstack_orders.idempotency.models import COMPLETED, IN_FLIGHT, IdempotencyKey
 from shopstack_orders.idempotency.schemas import Outcome
 from shopstack_orders.metrics import IDEMPOTENCY_CONFLICTS, IDEMPOTENT_REPLAYS
-from shopstack_orders.observability import BurstLogger
 
 T = TypeVar("T", bound=BaseModel)
 
