@@ -158,6 +158,15 @@ async def test_hop_by_hop_headers_are_dropped_both_ways(gateway: httpx.AsyncClie
     assert "x-private" not in response.headers
 
 
+async def test_upstream_date_and_server_are_not_repeated(gateway: httpx.AsyncClient) -> None:
+    # The server running the gateway writes its own Date; a second one is a protocol error
+    # NGINX logs on every response. (Here, in-process, nothing adds one back.)
+    response = await gateway.get("/api/v1/products")
+    assert response.status_code == 200
+    assert "date" not in response.headers
+    assert "server" not in response.headers
+
+
 @pytest.mark.parametrize("path", ["/api/v2/anything", "/api/v1/usersettings", "/"])
 async def test_unknown_path_is_404_problem(gateway: httpx.AsyncClient, path: str) -> None:
     response = await gateway.get(path)

@@ -49,7 +49,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 _DROPPED_REQUEST = HOP_BY_HOP | {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
-_DROPPED_RESPONSE = HOP_BY_HOP | {REQUEST_ID_HEADER.lower()}
+# uvicorn writes the gateway's own Date (and no Server); the upstream's would be a duplicate.
+_DROPPED_RESPONSE = HOP_BY_HOP | {REQUEST_ID_HEADER.lower(), "date", "server"}
 _IDENTITY_PREFIX = IDENTITY_HEADER_PREFIX.encode()
 
 
