@@ -4,10 +4,9 @@ users runs under a threaded WSGI server and orders under uvicorn, both on loopba
 a tap that records the headers it received: what an upstream really saw is the evidence for
 the header rules.
 
-Tokens: users does not issue access tokens yet on this branch, so ``access_token`` signs them
-with the test key that ``jwks_url`` publishes; the gateway's verification is the real one.
-When users' token endpoint lands, ``access_token`` obtains them from
-``POST /api/v1/auth/token`` through the gateway instead and the gateway reads users' JWKS.
+Tokens here are signed with the test key that ``jwks_url`` publishes, so a test can ask for
+any claims; the gateway's verification is the real one. ``test_real_tokens.py`` uses tokens
+from users' own token endpoint and its JWKS instead.
 """
 
 import asyncio
