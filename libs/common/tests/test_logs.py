@@ -59,3 +59,26 @@ def test_burst_logger_keys_are_independent(caplog: pytest.LogCaptureFixture) -> 
         assert burst.warning("postgres", "postgres slow")
         assert not burst.warning("redis", "redis down")
     assert [getattr(r, "burst_key", None) for r in caplog.records] == ["redis", "postgres"]
+
+
+def test_burst_logger_says_when_a_burst_ends(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    burst = BurstLogger(logging.getLogger("test.burst"), quiet_seconds=60, clock=clock)
+    with caplog.at_level(logging.INFO, logger="test.burst"):
+        assert not burst.recovered("redis", "redis back")  # no burst, no line
+        for _ in range(100):
+            burst.warning("redis", "redis down")
+            clock.now += 0.1
+        clock.now += 60
+        burst.warning("redis", "redis down")  # a reminder, with the tally
+        assert burst.recovered("redis", "redis back")
+        assert not burst.recovered("redis", "redis back")
+        assert burst.warning("redis", "redis down")  # a new burst is logged at once
+    lines = [(r.levelname, r.getMessage(), getattr(r, "occurrences", None)) for r in caplog.records]
+    assert lines == [
+        ("WARNING", "redis down", None),
+        ("WARNING", "redis down", None),
+        ("INFO", "redis back", 101),
+        ("WARNING", "redis down", None),
+    ]
+    assert caplog.records[1].suppressed_since_last == 99  # type: ignore[attr-defined]

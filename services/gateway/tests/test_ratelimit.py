@@ -1,7 +1,6 @@
 """Rate limits on the real Redis (the ``redis_url`` fixture), never a stand-in for it."""
 
 import asyncio
-import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -14,7 +13,6 @@ from aiohttp import web
 from prometheus_client import REGISTRY
 
 from shopstack_devstack.ports import free_port
-from shopstack_gateway.burstlog import BurstLogger
 from shopstack_gateway.ratelimit import Policy, RateLimiter, RateLimiterUnavailableError
 
 GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -99,25 +97,6 @@ async def test_dead_redis_fails_open_or_closed_as_configured() -> None:
     with pytest.raises(RateLimiterUnavailableError):
         await RateLimiter(dead, fail_open=False).check(policy, "x")
     await dead.aclose()
-
-
-def test_failures_are_logged_once_per_burst(caplog: pytest.LogCaptureFixture) -> None:
-    now = [0.0]
-    burst = BurstLogger(logging.getLogger("test.burst"), "rate limiting", clock=lambda: now[0])
-    with caplog.at_level(logging.INFO, logger="test.burst"):
-        for _ in range(100):
-            burst.failure(ConnectionError("refused"))
-            now[0] += 0.1  # 10 s of failures: one line
-        now[0] += 60
-        burst.failure(ConnectionError("refused"))  # a reminder a minute on
-        burst.success()
-        burst.success()
-    messages = [record.getMessage() for record in caplog.records]
-    assert messages == [
-        "rate limiting failing: refused",
-        "rate limiting still failing (101 failures so far): refused",
-        "rate limiting recovered after 101 failures",
-    ]
 
 
 # -- through the gateway ----------------------------------------------------------------

@@ -99,7 +99,8 @@ class BurstLogger:
     The first occurrence of ``key`` is logged; later ones are only counted until
     ``quiet_seconds`` have passed since the last line, and the next line says how many were
     left out. A dependency that fails on every request thus costs one log line every
-    ``quiet_seconds`` per process instead of one per request. Thread-safe; per process.
+    ``quiet_seconds`` per process instead of one per request. ``recovered`` ends a burst with
+    one line saying how many occurrences it had. Thread-safe; per process.
     """
 
     def __init__(
@@ -113,8 +114,8 @@ class BurstLogger:
         self.quiet_seconds = quiet_seconds
         self._clock = clock
         self._lock = threading.Lock()
-        # key -> (when its last line was written, occurrences left out since)
-        self._state: dict[str, tuple[float, int]] = {}
+        # key -> (when its last line was written, occurrences left out since, in the burst)
+        self._state: dict[str, tuple[float, int, int]] = {}
 
     def warning(
         self,
@@ -129,11 +130,24 @@ class BurstLogger:
         now = self._clock()
         with self._lock:
             last = self._state.get(key)
+            total = last[2] + 1 if last is not None else 1
             if last is not None and now - last[0] < self.quiet_seconds:
-                self._state[key] = (last[0], last[1] + 1)
+                self._state[key] = (last[0], last[1] + 1, total)
                 return False
             suppressed = last[1] if last is not None else 0
-            self._state[key] = (now, 0)
+            self._state[key] = (now, 0, total)
         fields = {**(extra or {}), "burst_key": key, "suppressed_since_last": suppressed}
         self.logger.warning(message, *args, exc_info=exc_info, extra=fields)
+        return True
+
+    def recovered(self, key: str, message: str, *args: Any) -> bool:
+        """End the burst of ``key``, if one is going on, with one INFO line carrying its
+        ``occurrences``. Cheap when there is none: callers may call it on every success."""
+        if key not in self._state:
+            return False
+        with self._lock:
+            burst = self._state.pop(key, None)
+        if burst is None:
+            return False
+        self.logger.info(message, *args, extra={"burst_key": key, "occurrences": burst[2]})
         return True

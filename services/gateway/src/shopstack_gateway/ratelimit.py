@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shopstack_common.logs import BurstLogger
 from shopstack_common.metrics import DEPENDENCY_FALLBACKS
-from shopstack_gateway.burstlog import BurstLogger
 from shopstack_gateway.config import RateLimitPolicy
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class RateLimiter:
         self.fail_open = fail_open
         self.cooldown_seconds = cooldown_seconds
         self._skip_until = 0.0
-        self._burst = BurstLogger(logger, "rate limiting (Redis)")
+        self._burst = BurstLogger(logger)
 
     async def check(self, policy: Policy, partition: str) -> Decision | None:
         """The decision, or None when Redis is unavailable and the limiter fails open."""
@@ -131,7 +131,7 @@ class RateLimiter:
             self._unavailable(error)
             return None
         self._skip_until = 0.0
-        self._burst.success()
+        self._burst.recovered("redis", "rate limiting (Redis) recovered")
         return Decision(
             policy=policy,
             allowed=bool(allowed),
@@ -143,6 +143,6 @@ class RateLimiter:
     def _unavailable(self, error: BaseException | None) -> None:
         DEPENDENCY_FALLBACKS.labels("redis", "ratelimit").inc()
         if error is not None:
-            self._burst.failure(error)
+            self._burst.warning("redis", "rate limiting (Redis) failing: %s", error)
         if not self.fail_open:
             raise RateLimiterUnavailableError
