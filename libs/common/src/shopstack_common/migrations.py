@@ -17,6 +17,21 @@ from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import Connection, MetaData, create_engine, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+# Constraint names are set by rule, so migrations written by hand and by autogenerate agree
+# and a constraint can be dropped by a name known in advance.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def service_metadata(schema: str) -> MetaData:
+    """The MetaData of a service's declarative base: its own schema, the shared naming rule."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
+
 
 def alembic_config(script_location: Path, url: str, schema: str) -> Config:
     config = Config()
