@@ -18,13 +18,20 @@ import functools
 import math
 from collections.abc import Awaitable, Callable
 
-from shopstack_common.asgi import ROUTE_SCOPE_KEY, ASGIApp, Message, Receive, Scope, Send
+from shopstack_common.asgi import (
+    ROUTE_SCOPE_KEY,
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    send_problem,
+)
 from shopstack_common.context import annotate_request
 from shopstack_common.identity import IDENTITY_HEADER_PREFIX, Identity
 from shopstack_gateway import metrics
 from shopstack_gateway.config import GatewaySettings
 from shopstack_gateway.keys import KeysUnavailableError
-from shopstack_gateway.problems import send_problem
 from shopstack_gateway.ratelimit import (
     Decision,
     Policy,

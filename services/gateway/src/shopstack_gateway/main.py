@@ -15,7 +15,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-from shopstack_common.asgi import Receive, RequestContextMiddleware, Scope, Send
+from shopstack_common.asgi import (
+    InternalErrorMiddleware,
+    Receive,
+    RequestContextMiddleware,
+    Scope,
+    Send,
+)
 from shopstack_common.fastapi_support import install_problem_handlers, ops_router
 from shopstack_common.health import AsyncCheck
 from shopstack_common.logs import configure_logging
@@ -23,7 +29,6 @@ from shopstack_common.telemetry import configure_tracing
 from shopstack_gateway import docs
 from shopstack_gateway.config import GatewaySettings
 from shopstack_gateway.edge import EdgeMiddleware
-from shopstack_gateway.errors import InternalErrorMiddleware
 from shopstack_gateway.overview.router import router as overview_router
 from shopstack_gateway.runtime import Runtime, running
 

@@ -18,11 +18,10 @@ import aiohttp
 from multidict import CIMultiDict, MultiMapping
 from opentelemetry import propagate
 
-from shopstack_common.asgi import Message, Receive, Scope, Send
+from shopstack_common.asgi import Message, Receive, Scope, Send, send_problem
 from shopstack_common.context import REQUEST_ID_HEADER, annotate_request, current_request_id
 from shopstack_common.identity import IDENTITY_HEADER_PREFIX, Identity
 from shopstack_gateway import metrics
-from shopstack_gateway.problems import send_problem
 from shopstack_gateway.resilience import CircuitOpenError
 from shopstack_gateway.routing import Match
 from shopstack_gateway.upstreams import (
