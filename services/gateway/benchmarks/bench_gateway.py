@@ -256,16 +256,17 @@ def main() -> None:
             jwks_server(jwks) as jwks_url,
             process(
                 "orders",
-                [python, "-m", "shopstack_orders", "serve", "--port", str(orders_port),
-                 "--workers", str(args.workers)],
-                common, logs,
+                [python, "-m", "shopstack_orders", "serve"],
+                {**common, "PORT": str(orders_port), "WEB_CONCURRENCY": str(args.workers)},
+                logs,
             ),
             process(
                 "gateway",
-                [python, "-m", "shopstack_gateway", "serve", "--port", str(gateway_port),
-                 "--workers", str(args.workers)],
+                [python, "-m", "shopstack_gateway", "serve"],
                 {
                     **common,
+                    "PORT": str(gateway_port),
+                    "WEB_CONCURRENCY": str(args.workers),
                     "GATEWAY_UPSTREAMS__ORDERS__URL": orders_url,
                     "GATEWAY_UPSTREAMS__USERS__URL": f"http://127.0.0.1:{free_port()}",
                     "GATEWAY_JWKS_URL": jwks_url,

@@ -174,13 +174,16 @@ def orders_service(
         "LOG_LEVEL": "WARNING",  # the access log would measure the terminal, not the service
         "DB_POOL_SIZE": str(pool_size),
         "DB_MAX_OVERFLOW": "0",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": str(workers),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen(  # noqa: S603 - our own service, started like `make up` does
-        [sys.executable, "-m", "shopstack_orders", "serve", "--port", str(port),
-         "--workers", str(workers)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shopstack_orders", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         asyncio.run(wait_ready(base, process))

@@ -133,9 +133,11 @@ def bench_endpoint() -> None:
             "JWT_SIGNING_KEYS_DIR": str(keys),
             "LOGIN_MAX_FAILURES": "1000000",
             "PROMETHEUS_MULTIPROC_DIR": str(Path(tmp) / "metrics"),
+            "PORT": str(port),
+            "WEB_CONCURRENCY": str(WORKERS),
+            "WEB_THREADS": str(THREADS),
         }
-        command = [sys.executable, "-m", "shopstack_users", "serve", "--bind", f"127.0.0.1:{port}",
-                   "--workers", str(WORKERS), "--threads", str(THREADS)]  # fmt: skip
+        command = [sys.executable, "-m", "shopstack_users", "serve"]
         process = subprocess.Popen(  # noqa: S603 - our own service
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

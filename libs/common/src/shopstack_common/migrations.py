@@ -15,7 +15,6 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import Connection, MetaData, create_engine, pool, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 # Constraint names are set by rule, so migrations written by hand and by autogenerate agree
 # and a constraint can be dropped by a name known in advance.
@@ -90,6 +89,9 @@ def run_env(metadata: MetaData) -> None:
 async def _run_async(
     context: EnvironmentContext, url: str, metadata: MetaData, schema: str
 ) -> None:
+    # Only orders migrates through asyncpg; the import needs greenlet, which users lacks.
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     engine = create_async_engine(url, poolclass=pool.NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(lambda sync: _run(context, sync, metadata, schema))

@@ -1,4 +1,9 @@
-"""Running a FastAPI service under uvicorn, the way production runs it."""
+"""Running a service the way production runs it: its server, and its metrics port.
+
+``serve`` of every service takes all its options from the service's settings (the
+environment), so the Dockerfile, the chart, ``make up`` and skaffold run the same command with
+no arguments.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +12,53 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from shopstack_common.settings import ServiceSettings
 
-def serve_asgi(app: str, *, host: str, port: int, workers: int, proxy_headers: bool = True) -> None:
-    """Run ``app`` (``package.module:attribute``) under uvicorn.
 
-    With several workers prometheus-client runs in multiprocess mode, so /metrics counts
-    every worker. Our own middleware writes the access log, so uvicorn's is off.
-    """
+def prepare_multiprocess_metrics(service: str, workers: int) -> None:
+    """With several worker processes prometheus-client runs in multiprocess mode, so /metrics
+    counts every worker. It picks its storage when first imported: call this before anything
+    imports it. Samples of an earlier run's workers must not be added to this run's."""
     configured = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if configured or workers > 1:
-        directory = Path(
-            configured or tempfile.mkdtemp(prefix=f"{app.split('.', maxsplit=1)[0]}-metrics-")
-        )
-        # Samples of an earlier run's workers must not be added to this run's.
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    if not configured and workers <= 1:
+        return
+    directory = Path(configured or tempfile.mkdtemp(prefix=f"shopstack-{service}-metrics-"))
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+def start_metrics_server(settings: ServiceSettings) -> None:
+    """Serve /metrics on ``METRICS_PORT`` from a thread of this process (the server's master
+    when there are workers: it reads every worker's samples)."""
+    if settings.metrics_port is None:
+        return
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
+
+
+def serve_asgi(app: str, settings: ServiceSettings) -> None:
+    """Run ``app`` (``package.module:attribute``) under uvicorn. Our own middleware writes the
+    access log, so uvicorn's is off."""
+    prepare_multiprocess_metrics(settings.service_name, settings.web_concurrency)
+    start_metrics_server(settings)
 
     import uvicorn
 
     uvicorn.run(
         app,
-        host=host,
-        port=port,
-        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.web_concurrency,
         log_config=None,
         access_log=False,
-        proxy_headers=proxy_headers,
-        # None: uvicorn reads FORWARDED_ALLOW_IPS (default loopback), which the chart sets
-        # to the pod network, where the proxy in front is not on loopback.
-        forwarded_allow_ips=None,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
-        timeout_graceful_shutdown=20,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
     )

@@ -1,12 +1,19 @@
 """The settings every service shares. Each service has exactly one settings class, a subclass
-of this one, read from the environment (twelve-factor)."""
+of ``ServiceSettings`` (``DatabaseServiceSettings`` when it owns a schema), read from the
+environment (twelve-factor).
+
+The shared variables have the same name in every service, whatever prefix the service gives
+its own (the gateway's are ``GATEWAY_*``): ``ENVIRONMENT``, ``LOG_LEVEL``, ``REDIS_URL``,
+``DATABASE_URL``, and what ``serve`` reads: ``HOST``, ``PORT``, ``WEB_CONCURRENCY``,
+``METRICS_PORT``, ``GRACEFUL_TIMEOUT_SECONDS``, ``FORWARDED_ALLOW_IPS``.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, PositiveFloat, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,31 +23,72 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+def shared(env: str, default: Any = ..., **kwargs: Any) -> Any:
+    """A field read from ``env`` exactly (no prefix), or set by its own name in code."""
+    name = env.lower()
+    return Field(default, validation_alias=AliasChoices(env, name), **kwargs)
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
-    environment: Environment = Environment.PRODUCTION
-    log_level: str = "INFO"
-    # No defaults: a service that does not know where its data lives must not start.
-    database_url: str = Field(description="PostgreSQL URL (postgresql://user:pass@host:port/db).")
-    redis_url: str = Field(description="Redis URL (redis://host:port/db).")
+    service_name: str
+    environment: Environment = shared("ENVIRONMENT", Environment.PRODUCTION)
+    log_level: str = shared("LOG_LEVEL", "INFO")
+    # No default: a service that does not know where its cache lives must not start.
+    redis_url: str = shared("REDIS_URL", description="Redis URL (redis://host:port/db).")
 
     # A short deadline: readiness answers fast or says the dependency is not there.
-    readiness_timeout_seconds: float = 2.0
-    otel_exporter_otlp_endpoint: str | None = None
-    otel_service_name: str | None = None
+    readiness_timeout_seconds: PositiveFloat = shared("READINESS_TIMEOUT_SECONDS", 2.0)
+    otel_exporter_otlp_endpoint: str | None = shared("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    otel_service_name: str | None = shared("OTEL_SERVICE_NAME", None)
+
+    # -- what `serve` runs: the service's own server, every option from here ---------------
+    host: str = shared("HOST", "127.0.0.1")
+    port: int = shared("PORT", 8000, ge=1, le=65535)
+    web_concurrency: int = shared("WEB_CONCURRENCY", 1, ge=1, le=64)
+    # /metrics on a port of its own (never routed by an Ingress); unset, on the main port.
+    metrics_port: int | None = shared("METRICS_PORT", None, ge=1, le=65535)
+    # In-flight requests get this long to finish after SIGTERM.
+    graceful_timeout_seconds: PositiveFloat = shared("GRACEFUL_TIMEOUT_SECONDS", 20.0)
+    # Peers whose X-Forwarded-For / -Proto are believed (the proxy in front): addresses or
+    # CIDR ranges, comma-separated; never "*" outside development.
+    forwarded_allow_ips: str = shared("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
     @model_validator(mode="after")
-    def _check_urls(self) -> Self:
-        if not self.database_url.startswith(("postgresql://", "postgresql+", "postgres://")):
-            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+    def _check_shared(self) -> Self:
         if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("REDIS_URL must be a redis:// URL")
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("METRICS_PORT must differ from PORT")
+        if "*" in self.forwarded_allow_ips and not self.is_development:
+            raise ValueError(
+                "FORWARDED_ALLOW_IPS='*' would let any client forge its address; name the "
+                "proxy's addresses or network instead"
+            )
         return self
 
     @property
     def is_development(self) -> bool:
         return self.environment in {Environment.DEVELOPMENT, Environment.TEST}
+
+    @property
+    def tracing_service_name(self) -> str:
+        return self.otel_service_name or self.service_name
+
+
+class DatabaseServiceSettings(ServiceSettings):
+    """A service that owns a PostgreSQL schema."""
+
+    database_url: str = shared(
+        "DATABASE_URL", description="PostgreSQL URL (postgresql://user:pass@host:port/db)."
+    )
+
+    @model_validator(mode="after")
+    def _check_database_url(self) -> Self:
+        if not self.database_url.startswith(("postgresql://", "postgresql+", "postgres://")):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+        return self
 
 
 def sqlalchemy_url(url: str, driver: str) -> str:

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from shopstack_common.settings import Environment
+from shopstack_common.settings import ServiceSettings, shared
 
 # Never a symmetric algorithm (the verifier holds only public keys) and never "none".
 ASYMMETRIC_ALGORITHMS = frozenset(
@@ -132,18 +132,13 @@ def _default_upstreams() -> dict[str, Any]:
     }
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore", frozen=True
     )
 
     service_name: str = "gateway"
-    environment: Environment = Field(default=Environment.PRODUCTION, validation_alias="ENVIRONMENT")
-    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
-    redis_url: str = Field(validation_alias="REDIS_URL")
-    otel_exporter_otlp_endpoint: str | None = Field(
-        default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
+    port: int = shared("PORT", 8000, ge=1, le=65535)
 
     upstreams: dict[str, UpstreamSettings] = Field(
         default_factory=lambda: {k: UpstreamSettings(**v) for k, v in _default_upstreams().items()}
@@ -173,7 +168,6 @@ class GatewaySettings(BaseSettings):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     max_body_bytes: PositiveInt = 1024 * 1024
     redis_timeout_seconds: PositiveFloat = 0.25
-    readiness_timeout_seconds: PositiveFloat = 2.0
     # The merged OpenAPI document is rebuilt at most this often.
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
     # The BFF's calls to users and orders, each.

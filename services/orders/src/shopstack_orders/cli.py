@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 from pathlib import Path
 
 from shopstack_common.migrations import upgrade
@@ -46,12 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     migrate_cmd = commands.add_parser("migrate", help="upgrade the orders schema")
     migrate_cmd.add_argument("revision", nargs="?", default="head")
-    serve_cmd = commands.add_parser("serve", help="run the service under uvicorn")
-    serve_cmd.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    serve_cmd.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8002")))
-    serve_cmd.add_argument(
-        "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1"))
-    )
+    commands.add_parser("serve", help="run the service under uvicorn (options: environment)")
     commands.add_parser(
         "purge-idempotency-keys",
         help="delete Idempotency-Key records older than their retention (for a cron job)",
@@ -62,6 +56,4 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "purge-idempotency-keys":
         print(f"purged {asyncio.run(purge_idempotency_keys())} expired idempotency keys")
     else:
-        serve_asgi(
-            "shopstack_orders.asgi:app", host=args.host, port=args.port, workers=args.workers
-        )
+        serve_asgi("shopstack_orders.asgi:app", OrdersSettings())

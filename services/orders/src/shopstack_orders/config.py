@@ -5,13 +5,14 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shopstack_common.settings import ServiceSettings
+from shopstack_common.settings import DatabaseServiceSettings, shared
 
 
-class OrdersSettings(ServiceSettings):
+class OrdersSettings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     service_name: str = "orders"
+    port: int = shared("PORT", 8002, ge=1, le=65535)
     db_schema: str = "orders"
     db_pool_size: int = 10
     db_max_overflow: int = 10

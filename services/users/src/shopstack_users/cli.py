@@ -107,17 +107,18 @@ def run_flask_command(argv: list[str]) -> None:
         close_resources(app)
 
 
-def serve(bind: str, workers: int, threads: int) -> None:
-    """Replace this process with gunicorn (gthread workers) running the app."""
+def serve() -> None:
+    """Replace this process with gunicorn (gthread workers) running the app; gunicorn's
+    config reads every option from the settings."""
+    UsersSettings()  # a wrong environment fails here, in one message, before gunicorn starts
     argv = [
-        sys.executable, "-m", "gunicorn",
-        "--config", "python:shopstack_users.gunicorn_conf",
-        "--bind", bind,
-        "--workers", str(workers),
-        "--threads", str(threads),
-        "--worker-class", "gthread",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:shopstack_users.gunicorn_conf",
         "shopstack_users.wsgi:app",
-    ]  # fmt: skip
+    ]
     os.execv(sys.executable, argv)  # noqa: S606 - replace ourselves with the production server
 
 
@@ -139,14 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     key_cmd.add_argument(
         "--if-missing", action="store_true", help="do nothing when a key is already there"
     )
-    serve_cmd = commands.add_parser("serve", help="run the service under gunicorn")
-    serve_cmd.add_argument("--bind", default=os.environ.get("BIND", "127.0.0.1:8001"))
-    serve_cmd.add_argument(
-        "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2"))
-    )
-    serve_cmd.add_argument(
-        "--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", "4"))
-    )
+    commands.add_parser("serve", help="run the service under gunicorn (options: environment)")
     args = parser.parse_args(args_list)
     if args.command == "migrate":
         try:
@@ -156,4 +150,4 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "generate-key":
         generate_key(args.directory, args.kid, if_missing=args.if_missing)
     else:
-        serve(args.bind, args.workers, args.threads)
+        serve()

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from shopstack_common.settings import ServiceSettings
+from shopstack_common.settings import DatabaseServiceSettings, shared
 
 
 def _split(value: Any) -> Any:
@@ -19,10 +19,14 @@ def _split(value: Any) -> Any:
     return value
 
 
-class UsersSettings(ServiceSettings):
+class UsersSettings(DatabaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     service_name: str = "users"
+    port: int = shared("PORT", 8001, ge=1, le=65535)
+    web_concurrency: int = shared("WEB_CONCURRENCY", 2, ge=1, le=64)
+    # gunicorn's gthread workers: requests each worker serves at once.
+    web_threads: int = shared("WEB_THREADS", 4, ge=1, le=64)
     db_schema: str = "users"
     db_pool_size: int = 5
     db_pool_timeout_seconds: float = 5.0

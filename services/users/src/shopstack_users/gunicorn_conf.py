@@ -1,4 +1,5 @@
-"""gunicorn settings for the users service (``gunicorn -c python:shopstack_users.gunicorn_conf``).
+"""gunicorn settings for the users service (``gunicorn -c python:shopstack_users.gunicorn_conf``),
+every one of them from ``UsersSettings`` (the environment).
 
 Metrics run in prometheus-client's multiprocess mode so /metrics counts every worker; the
 directory is emptied when the master starts and a dead worker's live gauges are dropped.
@@ -7,10 +8,12 @@ directory is emptied when the master starts and a dead worker's live gauges are 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-from pathlib import Path
 from typing import Any
+
+from shopstack_common.logs import gunicorn_logconfig_dict
+from shopstack_common.serving import prepare_multiprocess_metrics, start_metrics_server
+from shopstack_users.config import UsersSettings
 
 # prometheus-client picks its storage when first imported, so the directory must be known
 # before anything imports it (the workers inherit the master's modules when they fork).
@@ -19,23 +22,27 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 from prometheus_client import multiprocess
 
-from shopstack_common.logs import gunicorn_logconfig_dict
-
+_settings = UsersSettings()
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.web_concurrency
+threads = _settings.web_threads
 worker_class = "gthread"
-graceful_timeout = 20
+graceful_timeout = int(_settings.graceful_timeout_seconds)
 timeout = 30
 keepalive = 5
+forwarded_allow_ips = _settings.forwarded_allow_ips
 accesslog = None
 # Replicas and local runs would share one default socket path; nothing here uses it.
 control_socket_disable = True
-logconfig_dict = gunicorn_logconfig_dict("users", os.environ.get("LOG_LEVEL", "INFO"))
+logconfig_dict = gunicorn_logconfig_dict(_settings.service_name, _settings.log_level)
 
 
 def on_starting(_server: Any) -> None:
-    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    prepare_multiprocess_metrics(_settings.service_name, _settings.web_concurrency)
+
+
+def when_ready(_server: Any) -> None:
+    start_metrics_server(_settings)
 
 
 def child_exit(_server: Any, worker: Any) -> None:

@@ -153,70 +153,44 @@ class Stack:
             if code != 0:
                 raise StartupError(f"{service} migrations failed (exit {code})")
 
+    def _serve(self, service: str, port: int, workers: int, env: dict[str, str]) -> Child:
+        """``shopstack-<service> serve``: the command the images and the chart run, with
+        its options in the environment."""
+        run = self.settings.data_dir / "run"
+        return self.supervisor.start(
+            Child(
+                service,
+                [sys.executable, "-m", f"shopstack_{service}", "serve"],
+                env={
+                    **self._service_env(),
+                    **env,
+                    "HOST": "127.0.0.1",
+                    "PORT": str(port),
+                    "WEB_CONCURRENCY": str(workers),
+                    "PROMETHEUS_MULTIPROC_DIR": str(run / f"metrics-{service}"),
+                },
+            )
+        )
+
     def _start_services(self) -> None:
         s = self.settings
-        env = self._service_env()
-        run = s.data_dir / "run"
-        users = self.supervisor.start(
-            Child(
-                "users",
-                [
-                    sys.executable,
-                    "-m",
-                    "shopstack_users",
-                    "serve",
-                    "--bind",
-                    f"127.0.0.1:{s.users_port}",
-                    "--workers",
-                    str(s.users_workers),
-                    "--threads",
-                    str(s.users_threads),
-                ],
-                env={
-                    **env,
-                    **self._users_env(),
-                    "PROMETHEUS_MULTIPROC_DIR": str(run / "metrics-users"),
-                },
-            )
+        users = self._serve(
+            "users",
+            s.users_port,
+            s.users_workers,
+            {**self._users_env(), "WEB_THREADS": str(s.users_threads)},
         )
-        orders = self.supervisor.start(
-            Child(
-                "orders",
-                [
-                    sys.executable,
-                    "-m",
-                    "shopstack_orders",
-                    "serve",
-                    "--port",
-                    str(s.orders_port),
-                    "--workers",
-                    str(s.orders_workers),
-                ],
-                env={**env, "PROMETHEUS_MULTIPROC_DIR": str(run / "metrics-orders")},
-            )
-        )
+        orders = self._serve("orders", s.orders_port, s.orders_workers, {})
         wait_http_ok(f"http://127.0.0.1:{s.users_port}/readyz", users, s.start_timeout_seconds)
         wait_http_ok(f"http://127.0.0.1:{s.orders_port}/readyz", orders, s.start_timeout_seconds)
-        gateway = self.supervisor.start(
-            Child(
-                "gateway",
-                [
-                    sys.executable,
-                    "-m",
-                    "shopstack_gateway",
-                    "serve",
-                    "--port",
-                    str(s.gateway_port),
-                    "--workers",
-                    str(s.gateway_workers),
-                ],
-                env={
-                    **env,
-                    "PROMETHEUS_MULTIPROC_DIR": str(run / "metrics-gateway"),
-                    "GATEWAY_UPSTREAMS__USERS__URL": f"http://127.0.0.1:{s.users_port}",
-                    "GATEWAY_UPSTREAMS__ORDERS__URL": f"http://127.0.0.1:{s.orders_port}",
-                },
-            )
+        gateway = self._serve(
+            "gateway",
+            s.gateway_port,
+            s.gateway_workers,
+            {
+                "GATEWAY_UPSTREAMS__USERS__URL": f"http://127.0.0.1:{s.users_port}",
+                "GATEWAY_UPSTREAMS__ORDERS__URL": f"http://127.0.0.1:{s.orders_port}",
+            },
         )
         wait_http_ok(f"http://127.0.0.1:{s.gateway_port}/readyz", gateway, s.start_timeout_seconds)
 

@@ -1,0 +1,142 @@
+"""The Flask side of the platform's plumbing: problem+json for every error and the ops
+routes. The users service installs it; it mirrors ``fastapi_adapter``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+from shopstack_common.health import HEALTHY_BODY, SyncCheck, readiness, run_checks_sync
+from shopstack_common.metrics import METRICS_CONTENT_TYPE, metrics_payload
+from shopstack_common.problems import (
+    INTERNAL_ERROR,
+    PROBLEM_CONTENT_TYPE,
+    FieldError,
+    ProblemError,
+    problem_body,
+    problem_for_status,
+    validation_error,
+)
+
+logger = logging.getLogger("shopstack.errors")
+
+# webargs names where a value came from; clients know these as the parts of a request.
+_LOCATIONS = {
+    "json": "body",
+    "form": "form",
+    "query": "query",
+    "view_args": "path",
+    "headers": "header",
+    "cookies": "cookie",
+}
+
+
+def problem_response(error: ProblemError) -> Response:
+    response = Response(
+        json.dumps(error.body()), status=error.status, mimetype=PROBLEM_CONTENT_TYPE
+    )
+    response.headers.update(error.headers)
+    return response
+
+
+def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """marshmallow's nested ``{"field": ["msg"]}`` (and ``{0: {...}}`` for list items) as pairs."""
+    pairs: list[tuple[str, str]] = []
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            if isinstance(key, int):
+                name = f"{prefix}[{key}]"
+            else:
+                name = f"{prefix}.{key}" if prefix else str(key)
+            pairs.extend(_flatten(value, name))
+    elif isinstance(messages, list | tuple):
+        for message in messages:
+            pairs.extend(_flatten(message, prefix))
+    else:
+        pairs.append((prefix, str(messages)))
+    return pairs
+
+
+def field_errors(messages: Mapping[str, Any]) -> list[FieldError]:
+    """webargs' ``{location: {field: [messages]}}`` as one entry per invalid field."""
+    errors: list[FieldError] = []
+    for location_key, by_field in messages.items():
+        location = _LOCATIONS.get(location_key, location_key)
+        for field, message in _flatten(by_field):
+            errors.append({"field": field or location, "location": location, "message": message})
+    return errors
+
+
+def _http_detail(error: HTTPException) -> str:
+    if error.description and error.description != type(error).description:
+        return error.description
+    status = error.code or 500
+    if status == 404:
+        return f"Nothing at {request.path}."
+    if status == 405:
+        return f"{request.method} is not supported by {request.path}."
+    return error.description or "The request failed."
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages")
+    if status == 422 and isinstance(messages, Mapping):
+        return problem_response(validation_error(field_errors(messages)))
+    headers = dict(error.get_headers()) if status in {405, 429} else {}
+    headers.pop("Content-Type", None)
+    body = problem_body(status, problem=problem_for_status(status), detail=_http_detail(error))
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_CONTENT_TYPE)
+    response.headers.update(headers)
+    return response
+
+
+def _handle_problem(error: ProblemError) -> Response:
+    return problem_response(error)
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return _handle_http_exception(error)
+    logger.exception("unhandled error in %s %s", request.method, request.path)
+    return problem_response(
+        ProblemError(INTERNAL_ERROR, "The server could not complete the request.")
+    )
+
+
+def install_problem_handlers(app: Flask) -> None:
+    app.register_error_handler(ProblemError, _handle_problem)
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)
+
+
+ChecksOf = Callable[[], Mapping[str, SyncCheck]]
+
+
+def ops_blueprint(checks: ChecksOf, *, metrics: bool = True) -> Blueprint:
+    """/healthz (alive), /readyz (``checks()`` answer) and, unless the service serves its
+    metrics on a port of their own, /metrics."""
+    blueprint = Blueprint("ops", __name__)
+
+    @blueprint.get("/healthz")
+    def healthz() -> Response:
+        return Response(json.dumps(HEALTHY_BODY), mimetype="application/json")
+
+    @blueprint.get("/readyz")
+    def readyz() -> Response:
+        status, body = readiness(run_checks_sync(checks()))
+        mimetype = "application/json" if status == 200 else PROBLEM_CONTENT_TYPE
+        return Response(json.dumps(body), status=status, mimetype=mimetype)
+
+    if metrics:
+
+        @blueprint.get("/metrics")
+        def metrics_route() -> Response:
+            return Response(metrics_payload(), mimetype=METRICS_CONTENT_TYPE)
+
+    return blueprint
