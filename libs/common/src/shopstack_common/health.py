@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from shopstack_common.problem import problem_body, problem_type
+from shopstack_common.problems import NOT_READY, problem_body
 
 AsyncCheck = Callable[[], Awaitable[object]]
 SyncCheck = Callable[[], object]
@@ -59,9 +59,8 @@ def readiness(results: Mapping[str, Mapping[str, Any]]) -> tuple[int, dict[str, 
         return 200, {"status": "ok", "checks": dict(results)}
     return 503, problem_body(
         503,
-        title="Not ready",
+        problem=NOT_READY,
         detail="Dependencies not reachable: " + ", ".join(failed),
-        type_=problem_type("not-ready"),
         extra={"checks": dict(results)},
     )
 
