@@ -186,6 +186,7 @@ def cpu_nanos(quantity: str) -> int:
 def run_like_the_kubelet(
     engine: docker.DockerClient,
     network: Network,
+    *,
     workload: Manifest,
     docs: list[Manifest],
     secrets: dict[str, dict[str, bytes]],
@@ -283,6 +284,7 @@ def wait_for(container: Container, url: str) -> httpx.Response:
 
 @pytest.fixture(scope="module")
 def platform(
+    *,
     engine: docker.DockerClient,
     network: Network,
     data_stores: None,
@@ -297,7 +299,13 @@ def platform(
     for component in ("users", "orders"):
         job = kind_named(manifests, "Job", f"shop-shopstack-{component}-migrate")
         migrate = run_like_the_kubelet(
-            engine, network, job, manifests, secrets, volume_root, f"{component}-migrate"
+            engine,
+            network,
+            workload=job,
+            docs=manifests,
+            secrets=secrets,
+            volume_root=volume_root,
+            alias=f"{component}-migrate",
         )
         outcome = migrate.wait(timeout=START_SECONDS)
         logs = migrate.logs().decode(errors="replace")
@@ -307,7 +315,13 @@ def platform(
         name = f"shop-shopstack-{component}"
         deployment = kind_named(manifests, "Deployment", name)
         running[component] = run_like_the_kubelet(
-            engine, network, deployment, manifests, secrets, volume_root, name
+            engine,
+            network,
+            workload=deployment,
+            docs=manifests,
+            secrets=secrets,
+            volume_root=volume_root,
+            alias=name,
         )
     yield running
     shutil.rmtree(volume_root, ignore_errors=True)
