@@ -365,3 +365,29 @@ def test_the_migration_bootstrapped_the_admin(platform: dict[str, Container]) ->
     )
     assert token.status_code == 200, token.text
     assert token.json()["token_type"].lower() == "bearer"
+
+
+@pytest.mark.parametrize("service", ["users", "orders", "gateway"])
+def test_the_runtime_has_no_build_tools_and_carries_its_labels(
+    engine: docker.DockerClient, service: str
+) -> None:
+    image = engine.images.get(f"shopstack/{service}:{IMAGE_TAG}")
+    labels = image.labels
+    for label in ("source", "revision", "version"):
+        assert f"org.opencontainers.image.{label}" in labels
+    assert image.attrs["Config"]["User"] == "10001:10001"
+    found = engine.containers.run(
+        image,
+        entrypoint=["sh", "-c", "for tool in uv pip strip gcc; do command -v $tool; done; true"],
+        remove=True,
+        user="10001:10001",
+        read_only=True,
+    )
+    assert found.decode().split() == []
+    base = os.environ.get("PYTHON_IMAGE", "python:3.11-slim")
+    try:
+        base_size = engine.images.get(base).attrs["Size"]
+    except docker.errors.ImageNotFound:
+        return
+    # Reported, not asserted: the aim is the base image plus at most 100 MB.
+    print(f"{service}: {image.attrs['Size'] / 1e6:.0f} MB, {base} {base_size / 1e6:.0f} MB")
