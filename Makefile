@@ -190,8 +190,8 @@ RELEASE ?= shopstack
 NAMESPACE ?= shopstack
 DEPLOY_VALUES ?=
 KUBECTL := $(TOOLS)/bin/kubectl
-HELM_DEPLOY_ARGS = $(if $(DEPLOY_VALUES),-f $(DEPLOY_VALUES)) --set image.tag=$(IMAGE_TAG) \
-  $(if $(filter-out local,$(REGISTRY)),--set image.registry=$(REGISTRY))
+HELM_DEPLOY_ARGS = $(if $(DEPLOY_VALUES),-f $(DEPLOY_VALUES)) --set-string image.tag=$(IMAGE_TAG) \
+  $(if $(filter-out local,$(REGISTRY)),--set-string image.registry=$(REGISTRY))
 
 $(HELM):
 	tools/k8s/install-binaries $(TOOLS)/bin

@@ -1,26 +1,24 @@
 """Every service image, run the way the chart runs it.
 
-The pods come from ``helm template`` of the production values: command and args, the env of the
-ConfigMap and the Secrets, the user, group and fsGroup, a read-only root filesystem, every
-capability dropped, no new privileges, the memory and CPU limits, emptyDirs as tmpfs, and the
-signing keys laid out as the kubelet lays out a Secret volume (root-owned files, the pod's
-fsGroup, ``defaultMode``, the ``..data`` symlinks). Each service's migration Job runs first
-and must succeed, then its Deployment's container serves, and /healthz, /readyz and /metrics
-answer against real PostgreSQL and Redis containers.
+For the production values (external PostgreSQL and Redis containers, Secrets made beforehand)
+and for dev mode (the chart's own PostgreSQL and Redis StatefulSets and the Secrets it makes),
+the pods come from ``helm template`` and run as the kubelet would run them (``kubelet.py``):
+the data stores first, then the migration hook Jobs in weight order, each of which must
+succeed, then the Deployments, until their readiness probes pass; then /healthz, /readyz and
+/metrics answer, users signs with the mounted key, and the bootstrapped admin gets a token
+through the gateway.
 
 Needs a Docker engine and the images (``make test-images`` builds them first).
 """
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 import docker
 import httpx
@@ -32,19 +30,15 @@ from docker.models.containers import Container
 from docker.models.networks import Network
 
 from tests.deploy.conftest import CHART, HELM, NAMESPACE, RELEASE, VALUES, run_helm
+from tests.images.kubelet import WAIT_SECONDS, PodRunner, Rendered, host_port, wait_ready
 
 pytestmark = pytest.mark.images
 
+SERVICES = ("users", "orders", "gateway")
 IMAGE_TAG = os.environ.get("IMAGE_TAG", "dev")
 POSTGRES_IMAGE = os.environ.get("POSTGRES_IMAGE", "postgres:17")
 REDIS_IMAGE = os.environ.get("REDIS_IMAGE", "redis:7")
-DATABASE_URL = "postgresql://shopstack:shopstack@db:5432/shopstack"
-REDIS_URL = "redis://cache:6379/0"
 KID = "2026-01-01"
-# Waits for a container to do what it must; generous for a shared 2-core machine.
-START_SECONDS = 90
-
-Manifest = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +50,7 @@ def engine() -> docker.DockerClient:
         pytest.fail(
             f"the image test needs a Docker engine (make airgap-images starts one): {error}"
         )
-    for service in ("users", "orders", "gateway"):
+    for service in SERVICES:
         try:
             client.images.get(f"shopstack/{service}:{IMAGE_TAG}")
         except docker.errors.ImageNotFound:
@@ -64,11 +58,19 @@ def engine() -> docker.DockerClient:
     return client
 
 
-@pytest.fixture(scope="module")
-def manifests() -> list[Manifest]:
-    sets = {f"{s}.image.tag": IMAGE_TAG for s in ("users", "orders", "gateway")}
-    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE]
-    args += ["-f", str(VALUES["production"])]
+def image_values(name: str, reference: str) -> dict[str, str]:
+    repository, _, tag = reference.rpartition(":")
+    return {
+        f"{name}.image.registry": "",
+        f"{name}.image.repository": repository,
+        f"{name}.image.tag": tag,
+    }
+
+
+def render(values: str) -> list[dict[str, object]]:
+    sets = {f"{s}.image.tag": IMAGE_TAG for s in SERVICES}
+    sets |= image_values("postgresql", POSTGRES_IMAGE) | image_values("redis", REDIS_IMAGE)
+    args = ["template", RELEASE, str(CHART), "--namespace", NAMESPACE, "-f", str(VALUES[values])]
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
     result = run_helm(HELM, *args)
@@ -76,305 +78,164 @@ def manifests() -> list[Manifest]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def kind_named(docs: list[Manifest], kind: str, name: str) -> Manifest:
-    (doc,) = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
-    return doc
-
-
-@pytest.fixture(scope="module")
-def secrets() -> dict[str, dict[str, bytes]]:
+def made_beforehand() -> dict[str, dict[str, bytes]]:
     """The Secrets production values name, as the platform team would make them."""
     key = Ed25519PrivateKey.generate().private_bytes(
         Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
     )
     return {
-        "shopstack-database": {"database-url": DATABASE_URL.encode()},
-        "shopstack-redis": {"redis-url": REDIS_URL.encode()},
-        "shopstack-signing-keys": {f"{KID}.pem": key},
-        "shopstack-admin": {
-            "email": b"admin@example.com",
-            "password": b"a long admin passphrase",
+        "shopstack-database": {
+            "database-url": b"postgresql://shopstack:shopstack@db:5432/shopstack"
         },
+        "shopstack-redis": {"redis-url": b"redis://cache:6379/0"},
+        "shopstack-signing-keys": {f"{KID}.pem": key},
+        "shopstack-admin": {"email": b"admin@example.com", "password": b"a long admin passphrase"},
     }
 
 
-@pytest.fixture(scope="module")
-def network(engine: docker.DockerClient) -> Iterator[Network]:
-    network = engine.networks.create(f"shopstack-images-{uuid.uuid4().hex[:8]}")
-    try:
-        yield network
-    finally:
-        network.reload()
-        for container in network.containers:
-            container.remove(force=True)
-        network.remove()
-
-
-def wait_for_log(container: Container, text: str, times: int = 1) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if container.logs().decode(errors="replace").count(text) >= times:
-            return
-        container.reload()
-        if container.status == "exited":
-            break
-        time.sleep(0.5)
-    raise AssertionError(f"{container.name} never logged {text!r}:\n{container.logs().decode()}")
-
-
-@pytest.fixture(scope="module")
-def data_stores(engine: docker.DockerClient, network: Network) -> None:
+def start_external_data_stores(engine: docker.DockerClient, network: Network) -> None:
+    """What production values point at: a PostgreSQL and a Redis outside the release."""
     postgres = engine.containers.run(
         POSTGRES_IMAGE,
         detach=True,
+        network=network.name,
+        name=f"{network.name}-db",
         environment={
             "POSTGRES_USER": "shopstack",
             "POSTGRES_PASSWORD": "shopstack",
             "POSTGRES_DB": "shopstack",
         },
-        network=network.name,
-        name=f"{network.name}-db",
     )
-    network.disconnect(postgres)
-    network.connect(postgres, aliases=["db"])
     redis = engine.containers.run(
         REDIS_IMAGE, detach=True, network=network.name, name=f"{network.name}-cache"
     )
-    network.disconnect(redis)
-    network.connect(redis, aliases=["cache"])
-    # initdb restarts the server once: ready is the second announcement.
-    wait_for_log(postgres, "database system is ready to accept connections", times=2)
-    wait_for_log(redis, "Ready to accept connections")
+    for container, alias in ((postgres, "db"), (redis, "cache")):
+        network.disconnect(container)
+        network.connect(container, aliases=[alias])
+    probe = ["pg_isready", "--host=127.0.0.1", "--username=shopstack", "--dbname=shopstack"]
+    for container, command in ((postgres, probe), (redis, ["redis-cli", "ping"])):
+        for _ in range(WAIT_SECONDS):
+            if container.exec_run(command).exit_code == 0:
+                break
+            container.reload()
+            assert container.status == "running", container.logs().decode(errors="replace")
+            time.sleep(1)
 
 
-def kubelet_secret_volume(
-    root: Path, name: str, data: dict[str, bytes], mode: int, fs_group: int
-) -> Path:
-    """A Secret volume as the kubelet writes one: the files in a timestamped directory, a
-    ``..data`` symlink to it, one symlink per key; root-owned, the fsGroup's, ``mode``."""
-    volume = root / name
-    stamp = datetime.datetime.now(datetime.UTC).strftime("..%Y_%m_%d_%H_%M_%S.%f")
-    payload = volume / stamp
-    payload.mkdir(parents=True)
-    for key, value in data.items():
-        path = payload / key
-        path.write_bytes(value)
-        os.chown(path, 0, fs_group)
-        path.chmod(mode)
-        (volume / key).symlink_to(Path("..data") / key)
-    (volume / "..data").symlink_to(stamp)
-    for directory in (volume, payload):
-        os.chown(directory, 0, fs_group)
-        directory.chmod(0o2755)
-    return volume
+@dataclass
+class Platform:
+    rendered: Rendered
+    containers: dict[str, Container]
+
+    def url(self, component: str, port: int = 8000) -> str:
+        return f"http://127.0.0.1:{host_port(self.containers[component], port)}"
 
 
-def memory_bytes(quantity: str) -> int:
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
-    for suffix, factor in units.items():
-        if quantity.endswith(suffix):
-            return int(float(quantity[: -len(suffix)]) * factor)
-    return int(quantity)
-
-
-def cpu_nanos(quantity: str) -> int:
-    if quantity.endswith("m"):
-        return int(quantity[:-1]) * 1_000_000
-    return int(float(quantity) * 1_000_000_000)
-
-
-def run_like_the_kubelet(
-    engine: docker.DockerClient,
-    network: Network,
-    *,
-    workload: Manifest,
-    docs: list[Manifest],
-    secrets: dict[str, dict[str, bytes]],
-    volume_root: Path,
-    alias: str,
-) -> Container:
-    """Start the main container of a Deployment's or Job's pod template on ``network``."""
-    pod = workload["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    pod_security = pod["securityContext"]
-    security = container["securityContext"]
-    fs_group = pod_security["fsGroup"]
-
-    environment: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        config = kind_named(docs, "ConfigMap", source["configMapRef"]["name"])
-        environment.update(config["data"])
-    for variable in container.get("env", []):
-        if "value" in variable:
-            environment[variable["name"]] = variable["value"]
-        else:
-            ref = variable["valueFrom"]["secretKeyRef"]
-            environment[variable["name"]] = secrets[ref["name"]][ref["key"]].decode()
-
-    tmpfs: dict[str, str] = {}
-    binds: dict[str, dict[str, str]] = {}
-    volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    for mount in container.get("volumeMounts", []):
-        volume = volumes[mount["name"]]
-        if "emptyDir" in volume:
-            size = memory_bytes(volume["emptyDir"].get("sizeLimit", "64Mi"))
-            tmpfs[mount["mountPath"]] = f"size={size},mode=0777"
-        elif "secret" in volume:
-            source = volume["secret"]
-            path = kubelet_secret_volume(
-                volume_root / workload["metadata"]["name"],
-                mount["name"],
-                secrets[source["secretName"]],
-                source.get("defaultMode", 0o644),
-                fs_group,
-            )
-            binds[str(path)] = {"bind": mount["mountPath"], "mode": "ro"}
-        else:
-            raise AssertionError(f"the image test does not model volume {volume}")
-
-    limits = container["resources"]["limits"]
-    ports = {f"{p['containerPort']}/tcp": ("127.0.0.1", None) for p in container.get("ports", [])}
-    started = engine.containers.run(
-        container["image"],
-        entrypoint=container["command"],
-        command=container["args"],
-        environment=environment,
-        user=f"{security['runAsUser']}:{security['runAsGroup']}",
-        group_add=[str(fs_group)],
-        read_only=security["readOnlyRootFilesystem"],
-        cap_drop=security["capabilities"]["drop"],
-        security_opt=["no-new-privileges"] if not security["allowPrivilegeEscalation"] else [],
-        tmpfs=tmpfs,
-        volumes=binds,
-        mem_limit=memory_bytes(limits["memory"]),
-        nano_cpus=cpu_nanos(limits["cpu"]),
-        ports=ports,
-        network=network.name,
-        name=f"{network.name}-{alias}",
-        detach=True,
-    )
-    network.disconnect(started)
-    network.connect(started, aliases=[alias])
-    return started
-
-
-def host_port(container: Container, port: int) -> int:
-    container.reload()
-    return int(container.ports[f"{port}/tcp"][0]["HostPort"])
-
-
-def wait_for(container: Container, url: str) -> httpx.Response:
-    deadline = time.monotonic() + START_SECONDS
-    last: str = ""
-    while time.monotonic() < deadline:
-        container.reload()
-        if container.status == "exited":
-            break
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code == 200:
-                return response
-            last = f"{response.status_code} {response.text}"
-        except httpx.TransportError as error:
-            last = repr(error)
-        time.sleep(0.5)
-    logs = container.logs().decode(errors="replace")
-    raise AssertionError(f"{container.name}: {url} never answered 200 ({last}):\n{logs}")
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["production", "dev"])
 def platform(
-    *,
+    request: pytest.FixtureRequest,
     engine: docker.DockerClient,
-    network: Network,
-    data_stores: None,
-    manifests: list[Manifest],
-    secrets: dict[str, dict[str, bytes]],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[dict[str, Container]]:
-    volume_root = tmp_path_factory.mktemp("volumes")
-    # The image test reads and writes files as root and the fsGroup; world-readable parents
-    # let the containers' users traverse to the mounts.
-    volume_root.chmod(0o755)
-    for component in ("users", "orders"):
-        job = kind_named(manifests, "Job", f"shop-shopstack-{component}-migrate")
-        migrate = run_like_the_kubelet(
-            engine,
-            network,
-            workload=job,
-            docs=manifests,
-            secrets=secrets,
-            volume_root=volume_root,
-            alias=f"{component}-migrate",
+) -> Iterator[Platform]:
+    values: str = request.param
+    network = engine.networks.create(f"shopstack-images-{uuid.uuid4().hex[:8]}")
+    root = tmp_path_factory.mktemp(f"volumes-{values}")
+    root.chmod(0o755)  # the containers' users must get to the mounts below
+    rendered = Rendered(render(values), made_beforehand() if values == "production" else {})
+    runner = PodRunner(engine, network, rendered, root)
+    running: dict[str, Container] = {}
+    try:
+        if values == "production":
+            start_external_data_stores(engine, network)
+        for statefulset in rendered.of_kind("StatefulSet"):
+            running[statefulset["metadata"]["name"]] = container = runner.run(statefulset)
+            wait_ready(container, statefulset)
+        jobs = sorted(
+            rendered.of_kind("Job"),
+            key=lambda j: int(j["metadata"]["annotations"]["helm.sh/hook-weight"]),
         )
-        outcome = migrate.wait(timeout=START_SECONDS)
-        logs = migrate.logs().decode(errors="replace")
-        assert outcome["StatusCode"] == 0, f"{component} migrate failed:\n{logs}"
-    running = {}
-    for component in ("users", "orders", "gateway"):
-        name = f"shop-shopstack-{component}"
-        deployment = kind_named(manifests, "Deployment", name)
-        running[component] = run_like_the_kubelet(
-            engine,
-            network,
-            workload=deployment,
-            docs=manifests,
-            secrets=secrets,
-            volume_root=volume_root,
-            alias=name,
-        )
-    yield running
-    shutil.rmtree(volume_root, ignore_errors=True)
+        assert [j["metadata"]["name"] for j in jobs] == [
+            f"{RELEASE}-shopstack-users-migrate",
+            f"{RELEASE}-shopstack-orders-migrate",
+        ]
+        for job in jobs:
+            migrate = runner.run(job)
+            outcome = migrate.wait(timeout=WAIT_SECONDS)
+            logs = migrate.logs().decode(errors="replace")
+            assert outcome["StatusCode"] == 0, f"{job['metadata']['name']} failed:\n{logs}"
+        for component in SERVICES:
+            deployment = rendered.named("Deployment", f"{RELEASE}-shopstack-{component}")
+            running[component] = container = runner.run(deployment)
+            wait_ready(container, deployment)
+        yield Platform(rendered, running)
+    finally:
+        network.reload()
+        for container in network.containers:
+            container.remove(force=True)
+        for leftover in engine.containers.list(all=True, filters={"name": network.name}):
+            leftover.remove(force=True)
+        network.remove()
+        shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.parametrize("component", ["users", "orders", "gateway"])
-def test_the_image_serves_under_the_charts_pod_spec(
-    platform: dict[str, Container], component: str
-) -> None:
-    container = platform[component]
-    base = f"http://127.0.0.1:{host_port(container, 8000)}"
-    assert wait_for(container, f"{base}/healthz").status_code == 200
-    ready = wait_for(container, f"{base}/readyz")
-    assert ready.status_code == 200, ready.text
-    metrics = wait_for(container, f"http://127.0.0.1:{host_port(container, 9090)}/metrics")
+@pytest.mark.parametrize("component", SERVICES)
+def test_the_image_serves_under_the_charts_pod_spec(platform: Platform, component: str) -> None:
+    for path in ("/healthz", "/readyz"):
+        response = httpx.get(f"{platform.url(component)}{path}", timeout=5)
+        assert response.status_code == 200, response.text
+    metrics = httpx.get(f"{platform.url(component, 9090)}/metrics", timeout=5)
+    assert metrics.status_code == 200
     assert "# HELP" in metrics.text
+    container = platform.containers[component]
     container.reload()
     assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
+    assert container.attrs["HostConfig"]["CapDrop"] == ["ALL"]
     assert container.attrs["Config"]["User"] == "10001:10001"
 
 
-def test_users_signs_with_the_mounted_key(platform: dict[str, Container]) -> None:
-    base = f"http://127.0.0.1:{host_port(platform['users'], 8000)}"
-    wait_for(platform["users"], f"{base}/readyz")
-    jwks = httpx.get(f"{base}/.well-known/jwks.json", timeout=5).json()
-    assert [key["kid"] for key in jwks["keys"]] == [KID]
+def test_users_signs_with_the_mounted_keys(platform: Platform) -> None:
+    jwks = httpx.get(f"{platform.url('users')}/.well-known/jwks.json", timeout=5).json()
+    users = platform.rendered.named("Deployment", f"{RELEASE}-shopstack-users")
+    volumes = {v["name"]: v for v in users["spec"]["template"]["spec"]["volumes"]}
+    keys = platform.rendered.secret(volumes["signing-keys"]["secret"]["secretName"])
+    kids = [name.removesuffix(".pem") for name in keys]
+    assert [key["kid"] for key in jwks["keys"]] == kids
 
 
-def test_the_migration_bootstrapped_the_admin(platform: dict[str, Container]) -> None:
-    gateway = platform["gateway"]
-    base = f"http://127.0.0.1:{host_port(gateway, 8000)}"
-    wait_for(gateway, f"{base}/readyz")
+def test_the_migration_bootstrapped_the_admin_who_signs_in_through_the_gateway(
+    platform: Platform,
+) -> None:
+    job = platform.rendered.named("Job", f"{RELEASE}-shopstack-users-migrate")
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    admin = platform.rendered.secret(
+        env["SHOPSTACK_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+    )
     token = httpx.post(
-        f"{base}/api/v1/auth/token",
+        f"{platform.url('gateway')}/api/v1/auth/token",
         data={
             "grant_type": "password",
-            "username": "admin@example.com",
-            "password": "a long admin passphrase",
+            "username": admin["email"].decode(),
+            "password": admin["password"].decode(),
         },
         timeout=10,
     )
     assert token.status_code == 200, token.text
-    assert token.json()["token_type"].lower() == "bearer"
+    me = httpx.get(
+        f"{platform.url('gateway')}/api/v1/users/me",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        timeout=10,
+    )
+    assert me.status_code == 200, me.text
+    assert "admin" in me.json()["roles"]
 
 
-@pytest.mark.parametrize("service", ["users", "orders", "gateway"])
+@pytest.mark.parametrize("service", SERVICES)
 def test_the_runtime_has_no_build_tools_and_carries_its_labels(
     engine: docker.DockerClient, service: str
 ) -> None:
     image = engine.images.get(f"shopstack/{service}:{IMAGE_TAG}")
-    labels = image.labels
     for label in ("source", "revision", "version"):
-        assert f"org.opencontainers.image.{label}" in labels
+        assert f"org.opencontainers.image.{label}" in image.labels
     assert image.attrs["Config"]["User"] == "10001:10001"
     found = engine.containers.run(
         image,
