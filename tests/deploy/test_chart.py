@@ -474,6 +474,9 @@ def test_httproute_is_gateway_api_v1_with_the_parents_from_values(render: Render
 
 def test_service_monitors_scrape_the_metrics_port_when_asked(render: Render) -> None:
     assert of_kind(render("dev"), "ServiceMonitor") == []
+    for deployment in of_kind(render("dev"), "Deployment"):
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == "9090"
     monitors = of_kind(render("production"), "ServiceMonitor")
     assert {m["metadata"]["name"] for m in monitors} == {name(c) for c in SERVICES}
     for monitor in monitors:

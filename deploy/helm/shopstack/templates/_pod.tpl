@@ -190,6 +190,10 @@ OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{/* Pod-level annotations: the values' own and the checksums that roll the pods. */}}
 {{- define "shopstack.podAnnotations" -}}
 checksum/config: {{ include (print .root.Template.BasePath "/" .component "/configmap.yaml") .root | sha256sum }}
+{{- /* For a Prometheus that discovers pods by annotation; the Operator uses the ServiceMonitors. */}}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .values.containerPorts.metrics | quote }}
+prometheus.io/path: /metrics
 {{- with .values.podAnnotations }}
 {{ include "shopstack.tplvalues" (dict "value" . "context" $.root) }}
 {{- end }}
