@@ -4,7 +4,9 @@ command and args, the user, group and fsGroup, a read-only root filesystem, drop
 capabilities, no new privileges, memory and CPU limits, emptyDirs as tmpfs, Secret volumes laid
 out as the kubelet lays them out, a StatefulSet's claims as fsGroup-owned directories, init
 containers run to completion first, readiness by the rendered probe, and each pod reachable
-under the names of the Services that select it. Anything else in a pod is refused by name.
+under the names of the Services that select it. Scheduling, the service account, startup and
+liveness probes and preStop are accepted but not exercised here (one engine, one start per
+pod); any other field of a pod or container is refused by name.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from docker.models.networks import Network
 Manifest = dict[str, Any]
 # How long a container gets to do what it must; generous for a shared 2-core machine.
 WAIT_SECONDS = 120
-MODELLED_POD_FIELDS = {
+ACCEPTED_POD_FIELDS = {
     "containers",
     "initContainers",
     "securityContext",
@@ -42,8 +44,7 @@ MODELLED_POD_FIELDS = {
     "tolerations",
     "priorityClassName",
 }
-# Scheduling and identity fields have no meaning on one Docker engine; the rest is modelled.
-MODELLED_CONTAINER_FIELDS = {
+ACCEPTED_CONTAINER_FIELDS = {
     "name",
     "image",
     "imagePullPolicy",
@@ -205,7 +206,7 @@ class PodRunner:
     def _start(
         self, workload: Manifest, pod: Manifest, container: Manifest, name: str, aliases: list[str]
     ) -> Container:
-        unknown = (set(pod) - MODELLED_POD_FIELDS) | (set(container) - MODELLED_CONTAINER_FIELDS)
+        unknown = (set(pod) - ACCEPTED_POD_FIELDS) | (set(container) - ACCEPTED_CONTAINER_FIELDS)
         assert not unknown, f"{name}: the image test does not model {sorted(unknown)}"
         security = {**pod.get("securityContext", {}), **container.get("securityContext", {})}
         environment = self._environment(container)
