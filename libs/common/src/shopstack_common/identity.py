@@ -2,8 +2,9 @@
 
 The gateway verifies the access token and writes these headers; it removes every header
 with the ``X-Shopstack-`` prefix that a client sent, on every route. Services read identity
-only from here, never from a request body. In a cluster a NetworkPolicy lets only the
-gateway reach the services, which is what makes the headers trustworthy.
+only from here, never from a request body. In a cluster the chart's NetworkPolicies (on by
+default; deploy/helm/shopstack/templates/_networkpolicy.tpl) let only the gateway reach the
+services' API port, which is what makes the headers trustworthy.
 """
 
 from __future__ import annotations

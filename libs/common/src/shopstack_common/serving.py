@@ -23,8 +23,13 @@ def prepare_multiprocess_metrics(service: str, workers: int) -> None:
     if not configured and workers <= 1:
         return
     directory = Path(configured or tempfile.mkdtemp(prefix=f"shopstack-{service}-metrics-"))
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    # Emptied, not removed: in a pod the directory is an emptyDir's mount point.
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
