@@ -123,11 +123,11 @@ test-containers: $(VENV_STAMP) ## integration tests on testcontainers (needs a D
 	SHOPSTACK_TEST_BACKEND=containers $(call PYTEST_TIER,-m integration)
 
 .PHONY: ci
-ci: ## what CI runs: lint, types, every test on embedded servers, integration on containers
+ci: ## what CI runs: lint, types, every test on embedded servers, then the container tiers
 	$(MAKE) lint
 	SHOPSTACK_TEST_BACKEND=embedded $(MAKE) test
 	$(MAKE) airgap-images
-	set -a && . $(AIRGAP)/images.env && set +a && $(MAKE) test-containers
+	set -a && . $(AIRGAP)/images.env && set +a && $(MAKE) test-containers && $(MAKE) test-images
 
 PYTHON_IMAGE ?= python:3.11-slim
 # One tag for the three images and the release: the commit, so a tag is never reused.
