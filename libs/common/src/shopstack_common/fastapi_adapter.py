@@ -103,8 +103,8 @@ async def _http_error_handler(request: Request, exc: Exception) -> Response:
     problem = problem_for_status(exc.status_code)
     body = problem_body(exc.status_code, problem=problem, detail=_http_detail(request, exc))
     headers = dict(exc.headers or {})
-    if exc.status_code == 405:
-        headers["Allow"] = _allowed_methods(request)
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
     return JSONResponse(
         body, status_code=exc.status_code, headers=headers, media_type=PROBLEM_CONTENT_TYPE
     )
