@@ -42,6 +42,7 @@ from shopstack_common.settings import sqlalchemy_url
 from shopstack_devstack.backends import Servers, start_servers
 from shopstack_devstack.ports import free_port
 from shopstack_orders.cli import MIGRATIONS
+from shopstack_orders.models import SCHEMA
 
 ADMIN = Identity(user_id=uuid.uuid4(), roles=frozenset({"admin"})).to_headers()
 
@@ -158,7 +159,7 @@ def create_database(servers: Servers) -> str:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = servers.postgres_url.rsplit("/", 1)[0]
     url = f"{base}/{name}"
-    upgrade(MIGRATIONS, sqlalchemy_url(url, "psycopg"), "orders")
+    upgrade(MIGRATIONS, sqlalchemy_url(url, "psycopg"), SCHEMA)
     return url
 
 
@@ -239,8 +240,13 @@ async def benchmark(base: str, database_url: str, meter: CpuMeter, args: argpars
     async with aiohttp.ClientSession(base, connector=connector) as http:
 
         async def new_product(stock: int) -> str:
-            body = {"sku": f"BENCH-{uuid.uuid4().hex[:12]}", "name": "Hot kettle",
-                    "price": 2599, "currency": "EUR", "stock": stock}  # fmt: skip
+            body = {
+                "sku": f"BENCH-{uuid.uuid4().hex[:12]}",
+                "name": "Hot kettle",
+                "price": 2599,
+                "currency": "EUR",
+                "stock": stock,
+            }
             async with http.post("/api/v1/products", json=body, headers=ADMIN) as response:
                 assert response.status == 201, await response.text()
                 product_id: str = (await response.json())["id"]
@@ -295,12 +301,16 @@ def report(
     """Print the figures; returns how many hot-product runs oversold or lost count."""
     serial_p50 = percentile(serial.latencies[201], 0.5) * 1000
     print()
-    print(f"orders benchmark: {args.requests} requests, concurrency {args.concurrency}, "
-          f"stock {args.stock}, uvicorn workers {args.workers}, pool {args.pool_size}, "
-          f"{os.cpu_count()} CPUs shared by client, service, PostgreSQL and Redis")  # fmt: skip
+    print(
+        f"orders benchmark: {args.requests} requests, concurrency {args.concurrency}, "
+        f"stock {args.stock}, uvicorn workers {args.workers}, pool {args.pool_size}, "
+        f"{os.cpu_count()} CPUs shared by client, service, PostgreSQL and Redis"
+    )
     print(f"  baseline GET /healthz        {health.rate(200):8.0f} req/s   {cpu_line(health)}")
-    print(f"  baseline serial orders       {serial.rate(201):8.0f} orders/s "
-          f"(one connection, p50 {serial_p50:.1f} ms)   {cpu_line(serial)}")  # fmt: skip
+    print(
+        f"  baseline serial orders       {serial.rate(201):8.0f} orders/s "
+        f"(one connection, p50 {serial_p50:.1f} ms)   {cpu_line(serial)}"
+    )
     failures = 0
     for run, product_id in runs:
         sold, left = database_truth(database_url, product_id)
@@ -311,17 +321,23 @@ def report(
         other = {s: n for s, n in run.statuses.items() if s not in {201, 409, 503}}
         print()
         print(f"  {run.name}")
-        print(f"    orders/s (until sold out)  {run.rate(201):8.0f}"
-              f"   = {run.rate(201) / serial.rate(201):.2f}x serial,"
-              f" {run.rate(201) / health.rate(200):.3f}x healthz")  # fmt: skip
-        print(f"    requests/s (all answers)   {run.rate():8.0f}   in {run.elapsed:.2f} s   "
-              f"{cpu_line(run)}")  # fmt: skip
+        print(
+            f"    orders/s (until sold out)  {run.rate(201):8.0f}"
+            f"   = {run.rate(201) / serial.rate(201):.2f}x serial,"
+            f" {run.rate(201) / health.rate(200):.3f}x healthz"
+        )
+        print(
+            f"    requests/s (all answers)   {run.rate():8.0f}   in {run.elapsed:.2f} s   "
+            f"{cpu_line(run)}"
+        )
         print(latency_line(run, 201, "  201 accepted"))
         print(latency_line(run, 409, "  409 out of stock"))
         if run.statuses[503]:
             print(latency_line(run, 503, "  503 shed (pool timeout)"))
-        print(f"    successes vs stock         {accepted} of {args.stock} "
-              f"(database: {sold} sold, {left} left)")  # fmt: skip
+        print(
+            f"    successes vs stock         {accepted} of {args.stock} "
+            f"(database: {sold} sold, {left} left)"
+        )
         print(f"    oversell                   {oversell}")
         if other:
             print(f"    other statuses             {other}")

@@ -1,7 +1,7 @@
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -12,8 +12,39 @@ from shopstack_devstack.ports import free_port
 from shopstack_orders.config import OrdersSettings
 from shopstack_orders.main import create_app
 
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-ProductFactory = Callable[..., Awaitable[dict[str, Any]]]
+Headers = dict[str, str]
+Json = dict[str, Any]
+
+
+class ClientFactory(Protocol):
+    """An HTTP client for an orders app of its own: ``async with make_client(**settings)``."""
+
+    def __call__(self, **overrides: object) -> AbstractAsyncContextManager[httpx.AsyncClient]: ...
+
+
+class ProductFactory(Protocol):
+    """A product created by an administrator: ``await make_product(stock=3)``."""
+
+    async def __call__(self, **fields: object) -> Json: ...
+
+
+class OrderPlacer(Protocol):
+    """``await place(headers, (product, quantity), ..., key=None)``: the POST's response."""
+
+    async def __call__(
+        self,
+        headers: Headers,
+        *lines: tuple[Json, int],
+        key: str | None = None,
+        via: httpx.AsyncClient | None = None,
+        **extra: object,
+    ) -> httpx.Response: ...
+
+
+class MetricReader(Protocol):
+    """A sample from the app's own /metrics (0 while the series does not exist yet)."""
+
+    async def __call__(self, name: str, **labels: str) -> float: ...
 
 
 # Fixed ids, so a failing assertion names a recognisable caller.
@@ -50,18 +81,34 @@ def bob() -> dict[str, str]:
     return BOB.to_headers()
 
 
+class SettingsFactory(Protocol):
+    def __call__(self, **overrides: object) -> OrdersSettings: ...
+
+
 @pytest.fixture
-def make_client(database_url: str, redis_url: str) -> ClientFactory:
+def make_settings(database_url: str, redis_url: str) -> SettingsFactory:
+    """Settings for an orders app on the test servers; ``overrides`` by field name."""
+
+    def make(**overrides: object) -> OrdersSettings:
+        values: dict[str, object] = {
+            "environment": "test",
+            "database_url": database_url,
+            "redis_url": redis_url,
+            # Each test starts empty; a periodic purge would only add noise to it.
+            "idempotency_purge_interval_seconds": 0,
+        }
+        return OrdersSettings.model_validate(values | overrides)
+
+    return make
+
+
+@pytest.fixture
+def make_client(make_settings: SettingsFactory) -> ClientFactory:
     """An HTTP client for an orders app on the test servers, its lifespan running."""
 
     @asynccontextmanager
     async def make(**overrides: object) -> AsyncIterator[httpx.AsyncClient]:
-        values: dict[str, object] = {
-            "environment": "test", "database_url": database_url, "redis_url": redis_url,
-            # Each test starts empty; a periodic purge would only add noise to it.
-            "idempotency_purge_interval_seconds": 0,
-        }  # fmt: skip
-        app = create_app(OrdersSettings(**(values | overrides)))  # type: ignore[arg-type]
+        app = create_app(make_settings(**overrides))
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
@@ -88,7 +135,7 @@ def dead_redis_url() -> str:
 def make_product(client: httpx.AsyncClient, admin: dict[str, str]) -> ProductFactory:
     """Create a product as an administrator; fields default to a unique, orderable one."""
 
-    async def make(**fields: Any) -> dict[str, Any]:
+    async def make(**fields: object) -> Json:
         body = {
             "sku": f"SKU-{uuid.uuid4().hex[:10]}",
             "name": "Green tea",
@@ -98,25 +145,20 @@ def make_product(client: httpx.AsyncClient, admin: dict[str, str]) -> ProductFac
         } | fields
         response = await client.post("/api/v1/products", json=body, headers=admin)
         assert response.status_code == 201, response.text
-        product: dict[str, Any] = response.json()
+        product: Json = response.json()
         return product
 
     return make
 
 
-OrderPlacer = Callable[..., Awaitable[httpx.Response]]
-
-
 @pytest.fixture
 def place(client: httpx.AsyncClient) -> OrderPlacer:
-    """POST an order: ``await place(headers, (product, quantity), ..., key=None)``."""
-
     async def send(
-        headers: dict[str, str],
-        *lines: tuple[dict[str, Any], int],
+        headers: Headers,
+        *lines: tuple[Json, int],
         key: str | None = None,
         via: httpx.AsyncClient | None = None,
-        **extra: Any,
+        **extra: object,
     ) -> httpx.Response:
         body = {"items": [{"product_id": p["id"], "quantity": q} for p, q in lines]} | extra
         if key is not None:
@@ -126,13 +168,8 @@ def place(client: httpx.AsyncClient) -> OrderPlacer:
     return send
 
 
-MetricReader = Callable[..., Awaitable[float]]
-
-
 @pytest.fixture
 def metric(client: httpx.AsyncClient) -> MetricReader:
-    """A sample from the app's own /metrics (0 while the series does not exist yet)."""
-
     async def read(name: str, **labels: str) -> float:
         text = (await client.get("/metrics")).text
         for family in text_string_to_metric_families(text):

@@ -1,11 +1,13 @@
 """The product cache on real Redis: hits, invalidation on every write, one rebuild per key
 under concurrent misses, and PostgreSQL whenever Redis is down or slow."""
 
+from __future__ import annotations
+
 import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -13,6 +15,14 @@ import redis.asyncio
 
 from shopstack_common.logs import BurstLogger
 from shopstack_orders.cache import ProductCache
+
+if TYPE_CHECKING:
+    from services.orders.tests.conftest import (
+        ClientFactory,
+        MetricReader,
+        OrderPlacer,
+        ProductFactory,
+    )
 
 PRODUCTS = "/api/v1/products"
 HITS = "shopstack_orders_cache_hits_total"
@@ -23,7 +33,7 @@ FALLBACKS = "shopstack_dependency_fallbacks_total"
 
 
 async def test_reads_are_cached_under_the_orders_prefix_with_a_ttl(
-    client: httpx.AsyncClient, make_product: Any, metric: Any, redis_url: str
+    client: httpx.AsyncClient, make_product: ProductFactory, metric: MetricReader, redis_url: str
 ) -> None:
     product = await make_product()
     hits = await metric(HITS, kind="product")
@@ -36,15 +46,18 @@ async def test_reads_are_cached_under_the_orders_prefix_with_a_ttl(
     await client.get(PRODUCTS)
     await client.get(PRODUCTS)
     assert await metric(HITS, kind="product_list") >= 1
-    async with redis.asyncio.Redis.from_url(redis_url) as r:
+    async with redis.asyncio.Redis.from_url(redis_url, decode_responses=True) as r:
         keys = await r.keys("*")
         assert keys
         for key in keys:
-            assert key.startswith(b"orders:"), key
+            assert isinstance(key, str), key
+            assert key.startswith("orders:"), key
             assert await r.ttl(key) > 0, key
 
 
-async def test_a_missing_product_is_cached_too(client: httpx.AsyncClient, metric: Any) -> None:
+async def test_a_missing_product_is_cached_too(
+    client: httpx.AsyncClient, metric: MetricReader
+) -> None:
     missing = f"{PRODUCTS}/{uuid.uuid4()}"
     hits = await metric(HITS, kind="product")
     assert (await client.get(missing)).status_code == 404
@@ -55,11 +68,11 @@ async def test_a_missing_product_is_cached_too(client: httpx.AsyncClient, metric
 async def test_every_write_invalidates_what_readers_see(
     *,
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     admin: dict[str, str],
     alice: dict[str, str],
-    metric: Any,
+    metric: MetricReader,
 ) -> None:
     product = await make_product(name="Sencha", stock=10)
     item = f"{PRODUCTS}/{product['id']}"
@@ -104,7 +117,7 @@ async def test_every_write_invalidates_what_readers_see(
 
 
 async def test_a_rebuild_that_raced_a_write_is_never_served(
-    client: httpx.AsyncClient, make_product: Any, redis_url: str
+    client: httpx.AsyncClient, make_product: ProductFactory, redis_url: str
 ) -> None:
     """A reader loads the row, a write commits and invalidates, then the reader stores what it
     loaded: the stale copy must land where no later reader looks."""
@@ -112,9 +125,14 @@ async def test_a_rebuild_that_raced_a_write_is_never_served(
     product_id = uuid.UUID(product["id"])
     async with redis.asyncio.Redis.from_url(redis_url, decode_responses=True) as r:
         cache = ProductCache(
-            r, ttl_seconds=60, lock_ttl_ms=1000, wait_ms=500, poll_ms=5,
-            retry_after_seconds=1, burst_log=BurstLogger(logging.getLogger("t"), quiet_seconds=1),
-        )  # fmt: skip
+            r,
+            ttl_seconds=60,
+            lock_ttl_ms=1000,
+            wait_ms=500,
+            poll_ms=5,
+            retry_after_seconds=1,
+            burst_log=BurstLogger(logging.getLogger("t"), quiet_seconds=1),
+        )
 
         async def stale_read_then_concurrent_write() -> str:
             await cache.invalidate([product_id])  # the write commits meanwhile
@@ -129,7 +147,7 @@ async def test_a_rebuild_that_raced_a_write_is_never_served(
 
 
 @pytest.fixture
-async def two_apps(make_client: Any) -> AsyncIterator[list[httpx.AsyncClient]]:
+async def two_apps(make_client: ClientFactory) -> AsyncIterator[list[httpx.AsyncClient]]:
     """Two processes' worth of app (separate pools and clients) on one Redis and PostgreSQL."""
     async with make_client() as one, make_client() as two:
         yield [one, two]
@@ -137,7 +155,7 @@ async def two_apps(make_client: Any) -> AsyncIterator[list[httpx.AsyncClient]]:
 
 @pytest.mark.parametrize("path", ["item", "list"])
 async def test_concurrent_misses_rebuild_once(
-    two_apps: list[httpx.AsyncClient], make_product: Any, metric: Any, path: str
+    two_apps: list[httpx.AsyncClient], make_product: ProductFactory, metric: MetricReader, path: str
 ) -> None:
     product = await make_product()
     url = f"{PRODUCTS}/{product['id']}" if path == "item" else f"{PRODUCTS}?q=tea"
@@ -175,9 +193,9 @@ async def blackhole_redis_url() -> AsyncIterator[str]:
 async def test_reads_fall_back_to_postgres_when_redis_fails(
     *,
     client: httpx.AsyncClient,
-    make_client: Any,
-    make_product: Any,
-    metric: Any,
+    make_client: ClientFactory,
+    make_product: ProductFactory,
+    metric: MetricReader,
     dead_redis_url: str,
     blackhole_redis_url: str,
     failure: str,
@@ -199,20 +217,25 @@ async def test_reads_fall_back_to_postgres_when_redis_fails(
 
 
 async def test_writes_and_orders_work_without_redis(
-    make_client: Any,
+    make_client: ClientFactory,
     dead_redis_url: str,
     admin: dict[str, str],
     alice: dict[str, str],
-    metric: Any,
+    metric: MetricReader,
 ) -> None:
     before = await metric(FALLBACKS, dependency="redis", operation="products.invalidate")
     async with make_client(redis_url=dead_redis_url) as degraded:
         created = await degraded.post(
             PRODUCTS,
-            json={"sku": "NO-REDIS", "name": "Kettle", "price": 2599, "currency": "EUR",
-                  "stock": 3},
+            json={
+                "sku": "NO-REDIS",
+                "name": "Kettle",
+                "price": 2599,
+                "currency": "EUR",
+                "stock": 3,
+            },
             headers=admin,
-        )  # fmt: skip
+        )
         assert created.status_code == 201
         product = created.json()
         order = await degraded.post(
@@ -226,13 +249,20 @@ async def test_writes_and_orders_work_without_redis(
     assert after == before + 2
 
 
+class RecordsHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 async def test_a_redis_outage_is_logged_once_per_burst(
-    make_client: Any, make_product: Any, dead_redis_url: str
+    make_client: ClientFactory, make_product: ProductFactory, dead_redis_url: str
 ) -> None:
     product = await make_product()
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler = RecordsHandler()
     async with make_client(redis_url=dead_redis_url, redis_retry_after_seconds=0) as degraded:
         dependency_log = logging.getLogger("shopstack_orders.dependencies")
         dependency_log.addHandler(handler)
@@ -241,6 +271,6 @@ async def test_a_redis_outage_is_logged_once_per_burst(
                 assert (await degraded.get(f"{PRODUCTS}/{product['id']}")).status_code == 200
         finally:
             dependency_log.removeHandler(handler)
-    assert len(records) == 1
-    assert records[0].levelno == logging.WARNING
-    assert "Redis" in records[0].getMessage()
+    [record] = handler.records
+    assert record.levelno == logging.WARNING
+    assert "Redis" in record.getMessage()

@@ -1,8 +1,14 @@
+from __future__ import annotations
+
+import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from services.orders.tests.conftest import ProductFactory
 
 TEA = {"sku": "TEA-1", "name": "Green tea", "price": 450, "currency": "EUR", "stock": 10}
 
@@ -44,7 +50,7 @@ async def test_duplicate_sku_is_409(client: httpx.AsyncClient, admin: dict[str, 
 async def test_catalog_writes_are_for_admins(
     *,
     client: httpx.AsyncClient,
-    make_product: Any,
+    make_product: ProductFactory,
     alice: dict[str, str],
     method: str,
     path: str,
@@ -107,16 +113,62 @@ async def test_missing_fields_are_all_named(
     assert fields == {"sku", "name", "price", "currency"}
 
 
-async def test_body_that_is_not_json_is_422(
+@pytest.mark.parametrize(
+    "body", [b"{not json", b'{"sku": "\xff\xfe"}'], ids=["not-json", "not-utf8"]
+)
+async def test_a_body_that_cannot_be_read_is_400(
+    client: httpx.AsyncClient, admin: dict[str, str], body: bytes
+) -> None:
+    response = await client.post(
+        "/api/v1/products", content=body, headers=admin | {"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/malformed-request")
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"price": "450"}, "price"),  # a numeric string is no integer
+        ({"stock": True}, "stock"),  # nor is a boolean
+        ({"price": 4.5}, "price"),
+        ({"active": 1}, "active"),  # and 1 is no boolean
+        ({"active": "true"}, "active"),
+        ({"name": "Green\x00tea"}, "name"),  # PostgreSQL text cannot hold NUL
+        ({"description": "\x00"}, "description"),
+    ],
+)
+async def test_values_are_not_coerced_from_other_json_types(
+    client: httpx.AsyncClient, admin: dict[str, str], change: dict[str, Any], field: str
+) -> None:
+    response = await client.post("/api/v1/products", json={**TEA, **change}, headers=admin)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field]
+
+
+async def test_an_integer_may_be_written_with_a_zero_fraction(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    # JSON Schema's integer is any number without a fraction, so the schema accepts 450.0.
+    response = await client.post(
+        "/api/v1/products", json={**TEA, "price": 450.0, "stock": 1e1}, headers=admin
+    )
+    assert response.status_code == 201, response.text
+    assert (response.json()["price"], response.json()["stock"]) == (450, 10)
+
+
+async def test_a_body_of_another_media_type_is_415(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
     response = await client.post(
         "/api/v1/products",
-        content=b"{not json",
-        headers=admin | {"content-type": "application/json"},
+        content=json.dumps(TEA),
+        headers=admin | {"content-type": "text/plain"},
     )
-    assert response.status_code == 422
+    assert response.status_code == 415
     assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/unsupported-media-type")
 
 
 async def test_unknown_product_is_404(client: httpx.AsyncClient) -> None:
@@ -132,7 +184,7 @@ async def test_malformed_product_id_is_422_naming_it(client: httpx.AsyncClient) 
 
 
 async def test_patch_changes_only_the_given_fields(
-    client: httpx.AsyncClient, admin: dict[str, str], make_product: Any
+    client: httpx.AsyncClient, admin: dict[str, str], make_product: ProductFactory
 ) -> None:
     product = await make_product()
     response = await client.patch(
@@ -161,7 +213,7 @@ async def test_patch_changes_only_the_given_fields(
 async def test_patch_refuses_bad_changes(
     client: httpx.AsyncClient,
     admin: dict[str, str],
-    make_product: Any,
+    make_product: ProductFactory,
     body: dict[str, Any],
     field: str,
 ) -> None:
@@ -172,7 +224,7 @@ async def test_patch_refuses_bad_changes(
 
 
 async def test_patch_to_a_taken_sku_is_409(
-    client: httpx.AsyncClient, admin: dict[str, str], make_product: Any
+    client: httpx.AsyncClient, admin: dict[str, str], make_product: ProductFactory
 ) -> None:
     first = await make_product()
     second = await make_product()
@@ -194,7 +246,7 @@ async def test_patch_and_restock_of_unknown_product_are_404(
 
 
 async def test_restock_adds_to_the_stock(
-    client: httpx.AsyncClient, admin: dict[str, str], make_product: Any
+    client: httpx.AsyncClient, admin: dict[str, str], make_product: ProductFactory
 ) -> None:
     product = await make_product(stock=3)
     response = await client.post(
@@ -206,7 +258,7 @@ async def test_restock_adds_to_the_stock(
 
 @pytest.mark.parametrize("quantity", [0, -1, 1_000_001, "lots"])
 async def test_restock_quantity_is_bounded(
-    client: httpx.AsyncClient, admin: dict[str, str], make_product: Any, quantity: object
+    client: httpx.AsyncClient, admin: dict[str, str], make_product: ProductFactory, quantity: object
 ) -> None:
     product = await make_product()
     response = await client.post(
@@ -217,7 +269,7 @@ async def test_restock_quantity_is_bounded(
 
 
 async def test_restock_cannot_pass_the_stock_ceiling(
-    client: httpx.AsyncClient, admin: dict[str, str], make_product: Any
+    client: httpx.AsyncClient, admin: dict[str, str], make_product: ProductFactory
 ) -> None:
     product = await make_product(stock=999_999_999)
     response = await client.post(

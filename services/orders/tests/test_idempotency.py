@@ -1,12 +1,14 @@
 """Idempotency-Key on order creation and cancellation (IETF httpapi idempotency-key draft)."""
 
+from __future__ import annotations
+
 import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -17,6 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from shopstack_common.settings import sqlalchemy_url
 from shopstack_orders.idempotency.service import IdempotencyPolicy, idempotent_request, run
+
+if TYPE_CHECKING:
+    from services.orders.tests.conftest import (
+        ClientFactory,
+        MetricReader,
+        OrderPlacer,
+        ProductFactory,
+    )
 
 ORDERS = "/api/v1/orders"
 REPLAYED = "idempotent-replayed"
@@ -63,11 +73,11 @@ async def backends_waiting_for_a_lock(database_url: str, at_least: int) -> list[
 async def test_same_key_and_payload_replays_the_first_response(
     *,
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     database_url: str,
-    metric: Any,
+    metric: MetricReader,
 ) -> None:
     tea = await make_product(stock=10)
     replays_before = await metric(
@@ -90,8 +100,8 @@ async def test_same_key_and_payload_replays_the_first_response(
 
 async def test_the_replay_is_the_first_response_even_after_the_order_moved_on(
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
 ) -> None:
     tea = await make_product(stock=10)
@@ -103,7 +113,7 @@ async def test_the_replay_is_the_first_response_even_after_the_order_moved_on(
 
 
 async def test_the_payload_is_compared_by_meaning_not_bytes(
-    client: httpx.AsyncClient, make_product: Any, alice: dict[str, str]
+    client: httpx.AsyncClient, make_product: ProductFactory, alice: dict[str, str]
 ) -> None:
     tea = await make_product()
     headers = alice | {"Idempotency-Key": "k", "content-type": "application/json"}
@@ -122,7 +132,7 @@ async def test_the_payload_is_compared_by_meaning_not_bytes(
 
 
 async def test_same_key_with_another_payload_is_422(
-    make_product: Any, place: Any, alice: dict[str, str], database_url: str
+    make_product: ProductFactory, place: OrderPlacer, alice: dict[str, str], database_url: str
 ) -> None:
     tea = await make_product()
     assert (await place(alice, (tea, 1), key="k")).status_code == 201
@@ -143,7 +153,10 @@ async def test_same_key_with_another_payload_is_422(
 
 
 async def test_a_key_used_to_place_an_order_cannot_cancel_one(
-    client: httpx.AsyncClient, make_product: Any, place: Any, alice: dict[str, str]
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
 ) -> None:
     order = (await place(alice, (await make_product(), 1), key="k")).json()
     response = await client.post(
@@ -156,8 +169,8 @@ async def test_a_key_used_to_place_an_order_cannot_cancel_one(
 
 
 async def test_keys_are_scoped_to_the_caller(
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     bob: dict[str, str],
     database_url: str,
@@ -174,8 +187,8 @@ async def test_keys_are_scoped_to_the_caller(
 
 async def test_a_retry_while_the_first_is_in_flight_is_409(
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     database_url: str,
 ) -> None:
@@ -199,7 +212,7 @@ async def test_a_retry_while_the_first_is_in_flight_is_409(
 
 
 async def test_a_crash_mid_request_leaves_neither_order_nor_key(
-    make_product: Any, place: Any, alice: dict[str, str], database_url: str
+    make_product: ProductFactory, place: OrderPlacer, alice: dict[str, str], database_url: str
 ) -> None:
     tea = await make_product(stock=10)
     async with product_locked(database_url, tea):
@@ -220,8 +233,8 @@ async def test_a_crash_mid_request_leaves_neither_order_nor_key(
 
 async def test_a_failed_request_does_not_use_up_its_key(
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     admin: dict[str, str],
 ) -> None:
@@ -234,7 +247,7 @@ async def test_a_failed_request_does_not_use_up_its_key(
 
 
 async def test_without_a_key_every_request_acts(
-    make_product: Any, place: Any, alice: dict[str, str], database_url: str
+    make_product: ProductFactory, place: OrderPlacer, alice: dict[str, str], database_url: str
 ) -> None:
     tea = await make_product(stock=10)
     assert (await place(alice, (tea, 1))).status_code == 201
@@ -244,7 +257,7 @@ async def test_without_a_key_every_request_acts(
 
 
 async def test_a_quoted_key_is_the_same_key(
-    make_product: Any, place: Any, alice: dict[str, str]
+    make_product: ProductFactory, place: OrderPlacer, alice: dict[str, str]
 ) -> None:
     tea = await make_product()
     first = await place(alice, (tea, 1), key='"8e03978e-40d5-43e8-bc93-6894a57f9324"')
@@ -255,13 +268,14 @@ async def test_a_quoted_key_is_the_same_key(
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "has space", '"unterminated', "naïve"])
 async def test_a_malformed_key_is_422_naming_the_header(
-    client: httpx.AsyncClient, make_product: Any, alice: dict[str, str], key: str
+    client: httpx.AsyncClient, make_product: ProductFactory, alice: dict[str, str], key: str
 ) -> None:
     tea = await make_product()
     response = await client.post(
         ORDERS,
         json={"items": [{"product_id": tea["id"], "quantity": 1}]},
-        headers=[*alice.items(), ("Idempotency-Key", key.encode())],
+        headers=[(k.encode(), v.encode()) for k, v in alice.items()]
+        + [(b"Idempotency-Key", key.encode())],
     )
     assert response.status_code == 422
     assert [e["field"] for e in response.json()["errors"]] == ["Idempotency-Key"]
@@ -269,8 +283,8 @@ async def test_a_malformed_key_is_422_naming_the_header(
 
 async def test_cancel_with_a_key_replays_and_returns_the_stock_once(
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     database_url: str,
 ) -> None:
@@ -294,7 +308,7 @@ async def test_cancel_with_a_key_replays_and_returns_the_stock_once(
 
 
 async def test_every_key_record_has_its_committed_order(
-    client: httpx.AsyncClient, make_product: Any, place: Any, database_url: str
+    client: httpx.AsyncClient, make_product: ProductFactory, place: OrderPlacer, database_url: str
 ) -> None:
     tea = await make_product(stock=30)
     buyers = [
@@ -328,7 +342,7 @@ def expire_keys(database_url: str) -> None:
 
 
 async def test_keys_are_kept_at_least_24_hours(
-    make_product: Any, place: Any, alice: dict[str, str], database_url: str
+    make_product: ProductFactory, place: OrderPlacer, alice: dict[str, str], database_url: str
 ) -> None:
     await place(alice, (await make_product(), 1), key="k")
     with psycopg.connect(database_url) as connection:
@@ -340,7 +354,7 @@ async def test_keys_are_kept_at_least_24_hours(
 
 
 async def test_an_expired_key_is_a_new_key(
-    make_product: Any, place: Any, alice: dict[str, str], database_url: str
+    make_product: ProductFactory, place: OrderPlacer, alice: dict[str, str], database_url: str
 ) -> None:
     tea = await make_product(stock=10)
     first = await place(alice, (tea, 1), key="k")
@@ -376,7 +390,11 @@ def test_the_purge_command_deletes_only_expired_keys(
 
 
 async def test_every_process_purges_on_a_schedule(
-    make_client: Any, make_product: Any, place: Any, alice: dict[str, str], database_url: str
+    make_client: ClientFactory,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
+    database_url: str,
 ) -> None:
     await place(alice, (await make_product(), 1), key="k")
     expire_keys(database_url)

@@ -1,5 +1,7 @@
+from __future__ import annotations
+
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -11,11 +13,17 @@ from shopstack_orders.orders.lifecycle import (
     returns_stock,
 )
 
+if TYPE_CHECKING:
+    from services.orders.tests.conftest import OrderPlacer, ProductFactory
+
 STATUSES = [status.value for status in OrderStatus]
 LEGAL = {
-    ("pending", "paid"), ("paid", "shipped"), ("shipped", "delivered"),
-    ("pending", "cancelled"), ("paid", "cancelled"),
-}  # fmt: skip
+    ("pending", "paid"),
+    ("paid", "shipped"),
+    ("shipped", "delivered"),
+    ("pending", "cancelled"),
+    ("paid", "cancelled"),
+}
 # The shortest way to bring a new order into each status.
 PATH_TO = {
     "pending": [],
@@ -40,8 +48,8 @@ def test_the_table_is_the_documented_life_cycle() -> None:
 async def test_every_status_pair(
     *,
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     admin: dict[str, str],
     current: str,
@@ -83,8 +91,8 @@ async def test_every_status_pair(
 
 async def test_the_history_records_every_change_in_order(
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     admin: dict[str, str],
 ) -> None:
@@ -94,8 +102,11 @@ async def test_the_history_records_every_change_in_order(
         await client.post(f"{path}/transitions", json={"to": step}, headers=admin)
     history = (await client.get(path, headers=alice)).json()["transitions"]
     assert [(t["from"], t["to"]) for t in history] == [
-        (None, "pending"), ("pending", "paid"), ("paid", "shipped"), ("shipped", "delivered"),
-    ]  # fmt: skip
+        (None, "pending"),
+        ("pending", "paid"),
+        ("paid", "shipped"),
+        ("shipped", "delivered"),
+    ]
     assert [t["actor"] for t in history] == [alice["X-Shopstack-User-Id"]] + [
         admin["X-Shopstack-User-Id"]
     ] * 3
@@ -107,8 +118,8 @@ async def test_the_history_records_every_change_in_order(
 async def test_the_owner_cannot_cancel_past_paid(
     *,
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     admin: dict[str, str],
     status: str,
@@ -126,8 +137,8 @@ async def test_the_owner_cannot_cancel_past_paid(
 async def test_bad_transition_bodies_are_422(
     *,
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     admin: dict[str, str],
     body: dict[str, Any],

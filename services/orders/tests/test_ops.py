@@ -1,6 +1,7 @@
+from __future__ import annotations
+
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -8,7 +9,8 @@ import pytest
 from shopstack_common.identity import Identity
 from shopstack_devstack.ports import free_port
 
-ClientFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+if TYPE_CHECKING:
+    from services.orders.tests.conftest import ClientFactory
 
 
 async def test_readyz_answers_when_postgres_and_redis_do(client: httpx.AsyncClient) -> None:
@@ -81,28 +83,50 @@ async def test_a_dead_database_is_a_clean_503(
     assert ready.json()["checks"]["postgres"]["status"] == "fail"
 
 
-async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
+async def test_unknown_routes_are_problems(client: httpx.AsyncClient) -> None:
     missing = await client.get("/api/v1/nothing-here")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
-    wrong = await client.delete("/api/v1/products")
-    assert wrong.status_code == 405
-    assert wrong.headers["content-type"] == "application/problem+json"
+    assert missing.json()["type"].endswith("/not-found")
 
 
-async def test_the_openapi_document_describes_the_api(client: httpx.AsyncClient) -> None:
-    document = (await client.get("/openapi.json")).json()
-    paths = document["paths"]
-    assert set(paths) == {
-        "/api/v1/products",
-        "/api/v1/products/{product_id}",
-        "/api/v1/products/{product_id}/restock",
-        "/api/v1/orders",
-        "/api/v1/orders/summary",
-        "/api/v1/orders/{order_id}",
-        "/api/v1/orders/{order_id}/cancel",
-        "/api/v1/orders/{order_id}/transitions",
-    }
-    place = paths["/api/v1/orders"]["post"]
-    assert any(p["name"] == "Idempotency-Key" for p in place["parameters"])
-    assert "application/problem+json" in place["responses"]["409"]["content"]
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/api/v1/products", "GET, POST"),
+        ("PUT", "/api/v1/products/00000000-0000-4000-8000-000000000001", "GET, PATCH"),
+        ("OPTIONS", "/api/v1/orders", "GET, POST"),
+        ("GET", "/api/v1/orders/00000000-0000-4000-8000-000000000001/cancel", "POST"),
+    ],
+)
+async def test_a_wrong_method_is_405_naming_every_method_of_the_path(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    # Every route of the path, not only the first that matched (one route per method here).
+    assert response.headers["allow"] == allowed
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/products/"),
+        ("POST", "/api/v1/products/"),
+        ("GET", "/api/v1/products/00000000-0000-4000-8000-000000000001/"),
+        ("GET", "/api/v1/orders/"),
+        ("POST", "/api/v1/orders/"),
+        ("GET", "/api/v1/orders/summary/"),
+        ("POST", "/api/v1/orders/00000000-0000-4000-8000-000000000001/cancel/"),
+    ],
+)
+async def test_a_trailing_slash_is_a_404_not_a_redirect_to_this_service(
+    client: httpx.AsyncClient, admin: dict[str, str], method: str, path: str
+) -> None:
+    """A redirect would name this service's own address, which clients of the gateway must
+    never see (issue 17)."""
+    response = await client.request(method, path, headers=admin, json={})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "location" not in response.headers

@@ -1,11 +1,16 @@
+from __future__ import annotations
+
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
 import pytest
+
+if TYPE_CHECKING:
+    from services.orders.tests.conftest import OrderPlacer, ProductFactory
 
 ORDERS = "/api/v1/orders"
 STATUSES = ("pending", "paid", "shipped", "delivered", "cancelled")
@@ -17,7 +22,10 @@ async def stock_of(client: httpx.AsyncClient, product: dict[str, Any]) -> int:
 
 
 async def test_an_order_is_priced_from_the_catalog_and_reserves_stock(
-    client: httpx.AsyncClient, make_product: Any, place: Any, alice: dict[str, str]
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
 ) -> None:
     tea = await make_product(price=450, stock=10)
     cup = await make_product(price=1299, stock=4)
@@ -31,11 +39,21 @@ async def test_an_order_is_priced_from_the_catalog_and_reserves_stock(
     assert order["currency"] == "EUR"
     assert order["note"] == "gift wrap, please"
     assert order["items"] == [
-        {"product_id": tea["id"], "sku": tea["sku"], "quantity": 3,
-         "unit_price": 450, "line_total": 1350},
-        {"product_id": cup["id"], "sku": cup["sku"], "quantity": 2,
-         "unit_price": 1299, "line_total": 2598},
-    ]  # fmt: skip
+        {
+            "product_id": tea["id"],
+            "sku": tea["sku"],
+            "quantity": 3,
+            "unit_price": 450,
+            "line_total": 1350,
+        },
+        {
+            "product_id": cup["id"],
+            "sku": cup["sku"],
+            "quantity": 2,
+            "unit_price": 1299,
+            "line_total": 2598,
+        },
+    ]
     assert order["total"] == 1350 + 2598
     [created] = order["transitions"]
     assert created["from"] is None
@@ -48,7 +66,10 @@ async def test_an_order_is_priced_from_the_catalog_and_reserves_stock(
 
 
 async def test_a_price_sent_by_the_client_is_refused(
-    make_product: Any, place: Any, alice: dict[str, str], client: httpx.AsyncClient
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
+    client: httpx.AsyncClient,
 ) -> None:
     tea = await make_product()
     body = {"items": [{"product_id": tea["id"], "quantity": 1, "unit_price": 1}]}
@@ -59,8 +80,8 @@ async def test_a_price_sent_by_the_client_is_refused(
 
 async def test_later_price_changes_do_not_touch_placed_orders(
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     admin: dict[str, str],
 ) -> None:
@@ -73,7 +94,10 @@ async def test_later_price_changes_do_not_touch_placed_orders(
 
 
 async def test_out_of_stock_is_409_naming_every_short_product(
-    client: httpx.AsyncClient, make_product: Any, place: Any, alice: dict[str, str]
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
 ) -> None:
     tea = await make_product(stock=2)
     cup = await make_product(stock=5)
@@ -96,7 +120,10 @@ async def test_out_of_stock_is_409_naming_every_short_product(
 
 
 async def test_the_last_units_can_be_bought(
-    client: httpx.AsyncClient, make_product: Any, place: Any, alice: dict[str, str]
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
 ) -> None:
     tea = await make_product(stock=3)
     assert (await place(alice, (tea, 3))).status_code == 201
@@ -105,7 +132,10 @@ async def test_the_last_units_can_be_bought(
 
 
 async def test_unknown_and_inactive_products_are_422(
-    client: httpx.AsyncClient, make_product: Any, place: Any, alice: dict[str, str]
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
 ) -> None:
     tea = await make_product()
     retired = await make_product(active=False)
@@ -120,7 +150,10 @@ async def test_unknown_and_inactive_products_are_422(
 
 
 async def test_lines_in_different_currencies_are_422(
-    client: httpx.AsyncClient, make_product: Any, place: Any, alice: dict[str, str]
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
 ) -> None:
     tea = await make_product(currency="EUR")
     mug = await make_product(currency="USD")
@@ -141,16 +174,19 @@ async def test_lines_in_different_currencies_are_422(
         ({"items": [{"product_id": "P", "quantity": -2}]}, "items[0].quantity"),
         ({"items": [{"product_id": "P", "quantity": 1001}]}, "items[0].quantity"),
         ({"items": [{"product_id": "P", "quantity": 1.5}]}, "items[0].quantity"),
+        ({"items": [{"product_id": "P", "quantity": "1"}]}, "items[0].quantity"),
+        ({"items": [{"product_id": "P", "quantity": True}]}, "items[0].quantity"),
         ({"items": [{"product_id": "nope", "quantity": 1}]}, "items[0].product_id"),
         ({"items": [{"quantity": 1}]}, "items[0].product_id"),
         ({"items": [{"product_id": "P", "quantity": 1}] * 2}, "items"),  # one line per product
         ({"items": [{"product_id": "P", "quantity": 1}], "note": "x" * 501}, "note"),
+        ({"items": [{"product_id": "P", "quantity": 1}], "note": "a\x00"}, "note"),
         ({"items": [{"product_id": "P", "quantity": 1}], "coupon": "FREE"}, "coupon"),
     ],
 )
 async def test_bad_orders_name_the_field(
     client: httpx.AsyncClient,
-    make_product: Any,
+    make_product: ProductFactory,
     alice: dict[str, str],
     body: dict[str, Any],
     field: str,
@@ -166,7 +202,7 @@ async def test_bad_orders_name_the_field(
 
 
 async def test_placing_needs_an_identity_with_a_user(
-    client: httpx.AsyncClient, make_product: Any, place: Any
+    client: httpx.AsyncClient, make_product: ProductFactory, place: OrderPlacer
 ) -> None:
     tea = await make_product()
     assert (await place({}, (tea, 1))).status_code == 401
@@ -182,8 +218,8 @@ async def test_placing_needs_an_identity_with_a_user(
 async def test_someone_elses_order_does_not_exist_for_you(
     *,
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     bob: dict[str, str],
     admin: dict[str, str],
@@ -207,7 +243,10 @@ async def test_someone_elses_order_does_not_exist_for_you(
 
 
 async def test_transitions_are_for_admins(
-    client: httpx.AsyncClient, make_product: Any, place: Any, alice: dict[str, str]
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
 ) -> None:
     order = (await place(alice, (await make_product(), 1))).json()
     response = await client.post(
@@ -219,8 +258,8 @@ async def test_transitions_are_for_admins(
 
 async def test_an_admin_may_cancel_anyones_order(
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     admin: dict[str, str],
 ) -> None:
@@ -237,8 +276,8 @@ async def test_an_admin_may_cancel_anyones_order(
 
 async def test_the_list_is_the_callers_newest_first(
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     bob: dict[str, str],
 ) -> None:
@@ -252,7 +291,10 @@ async def test_the_list_is_the_callers_newest_first(
 
 
 async def test_order_pages_have_no_duplicates_or_gaps_while_orders_arrive(
-    client: httpx.AsyncClient, make_product: Any, place: Any, alice: dict[str, str]
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
 ) -> None:
     tea = await make_product(stock=100)
     before = [(await place(alice, (tea, 1))).json()["id"] for _ in range(11)]
@@ -273,8 +315,8 @@ async def test_admin_filters_by_user_status_and_time(
     *,
     client: httpx.AsyncClient,
     database_url: str,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     bob: dict[str, str],
     admin: dict[str, str],
@@ -309,8 +351,9 @@ async def test_admin_filters_by_user_status_and_time(
     assert [o["id"] for o in own.json()["items"]] == [old["id"]]
 
 
-@pytest.mark.parametrize("params", [{"user_id": "00000000-0000-4000-8000-0000000000b0"},
-                                    {"all_users": "true"}])  # fmt: skip
+@pytest.mark.parametrize(
+    "params", [{"user_id": "00000000-0000-4000-8000-0000000000b0"}, {"all_users": "true"}]
+)
 async def test_customers_cannot_look_at_other_users(
     client: httpx.AsyncClient, alice: dict[str, str], params: dict[str, str]
 ) -> None:
@@ -326,6 +369,8 @@ async def test_customers_cannot_look_at_other_users(
         ({"limit": 101}, "limit"),
         ({"created_after": "yesterday"}, "created_after"),
         ({"created_before": "2026-01-01T00:00:00"}, "created_before"),  # no time zone
+        ({"created_before": "0.5"}, "created_before"),  # not seconds since 1970
+        ({"created_after": "1764547200"}, "created_after"),
         ({"user_id": "alice"}, "user_id"),
         ({"cursor": "garbage!"}, "cursor"),
     ],
@@ -340,8 +385,8 @@ async def test_bad_order_list_parameters_name_the_field(
 
 async def test_a_cursor_cannot_be_used_for_someone_elses_list(
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     admin: dict[str, str],
 ) -> None:
@@ -356,8 +401,8 @@ async def test_a_cursor_cannot_be_used_for_someone_elses_list(
 async def test_summary_counts_the_callers_orders_by_status(
     *,
     client: httpx.AsyncClient,
-    make_product: Any,
-    place: Any,
+    make_product: ProductFactory,
+    place: OrderPlacer,
     alice: dict[str, str],
     bob: dict[str, str],
     admin: dict[str, str],
@@ -374,7 +419,11 @@ async def test_summary_counts_the_callers_orders_by_status(
     await client.post(f"{ORDERS}/{orders[1]['id']}/transitions", json={"to": "paid"}, headers=admin)
     summary = (await client.get(f"{ORDERS}/summary", headers=alice)).json()
     assert summary["counts_by_status"] == {
-        "pending": 2, "paid": 1, "shipped": 0, "delivered": 0, "cancelled": 1,
-    }  # fmt: skip
+        "pending": 2,
+        "paid": 1,
+        "shipped": 0,
+        "delivered": 0,
+        "cancelled": 1,
+    }
     assert summary["total"] == 4
     assert (await client.get(f"{ORDERS}/summary")).status_code == 401

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import TypeAdapter
 
-from shopstack_common.fastapi_support import ProblemError
+from shopstack_common.problems import ProblemError
 from shopstack_orders.pagination import decode_cursor, encode_cursor
 
 KEY: TypeAdapter[tuple[datetime, uuid.UUID]] = TypeAdapter(tuple[datetime, uuid.UUID])

@@ -10,12 +10,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from shopstack_common.health import HEALTHY_BODY, AsyncCheck, readiness, run_checks
 from shopstack_common.metrics import METRICS_CONTENT_TYPE, metrics_payload
 from shopstack_common.openapi import StatusesOf, document_problems
 from shopstack_common.problems import (
+    MALFORMED_REQUEST,
     PROBLEM_CONTENT_TYPE,
     FieldError,
     ProblemError,
@@ -84,17 +87,43 @@ def _http_detail(request: Request, exc: StarletteHTTPException) -> str:
     return _default_phrase(exc.status_code) or "The request failed."
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path. Starlette's 405 names only the methods of
+    the first route whose path matched, and a path often has one route per method."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 async def _http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     problem = problem_for_status(exc.status_code)
     body = problem_body(exc.status_code, problem=problem, detail=_http_detail(request, exc))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers["Allow"] = allowed
     return JSONResponse(
-        body, status_code=exc.status_code, headers=exc.headers, media_type=PROBLEM_CONTENT_TYPE
+        body, status_code=exc.status_code, headers=headers, media_type=PROBLEM_CONTENT_TYPE
     )
 
 
 async def _validation_error_handler(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    unreadable = [error for error in exc.errors() if error.get("type") == "json_invalid"]
+    if unreadable:
+        # Not JSON at all: the request cannot be read, which is not the same as a field being
+        # wrong (and what the Flask side answers too).
+        reason = (unreadable[0].get("ctx") or {}).get("error", "invalid JSON")
+        return problem_response(
+            ProblemError(
+                MALFORMED_REQUEST,
+                f"The body is not valid JSON: {reason}.",
+                errors=[{"field": "body", "location": "body", "message": "not valid JSON"}],
+            )
+        )
     return problem_response(validation_error(field_errors(exc)))
 
 

@@ -11,15 +11,14 @@ from shopstack_common.migrations import upgrade
 from shopstack_common.serving import serve_asgi
 from shopstack_common.settings import sqlalchemy_url
 from shopstack_orders.config import OrdersSettings
+from shopstack_orders.models import SCHEMA
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def migrate(revision: str = "head") -> None:
     settings = OrdersSettings()  # read from the environment
-    upgrade(
-        MIGRATIONS, sqlalchemy_url(settings.database_url, "asyncpg"), settings.db_schema, revision
-    )
+    upgrade(MIGRATIONS, sqlalchemy_url(settings.database_url, "asyncpg"), SCHEMA, revision)
 
 
 async def purge_idempotency_keys() -> int:

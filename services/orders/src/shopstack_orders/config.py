@@ -13,7 +13,6 @@ class OrdersSettings(DatabaseServiceSettings):
 
     service_name: str = "orders"
     port: int = shared("PORT", 8002, ge=1, le=65535)
-    db_schema: str = "orders"
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_pool_timeout_seconds: float = 5.0

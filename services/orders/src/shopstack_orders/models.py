@@ -1,4 +1,8 @@
-"""The declarative base: every table lives in the service's own PostgreSQL schema."""
+"""The declarative base: every table lives in the service's own PostgreSQL schema, ``orders``.
+
+The name is fixed, not a setting: the migrations create their tables in it, and one database
+holds every service's schema side by side.
+"""
 
 from __future__ import annotations
 

@@ -13,15 +13,27 @@ import binascii
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from shopstack_common.fastapi_support import ProblemError
+from shopstack_common.problems import INVALID_CURSOR, ProblemError
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 _VERSION = 1
+
+# What encode_cursor makes: unpadded base64url.
+Cursor = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="`next_cursor` of the previous page, passed back as it came, with the same "
+        "filters and sort.",
+    ),
+]
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -47,10 +59,8 @@ def encode_cursor(*, query: Sequence[object], key: Sequence[object]) -> str:
 
 def _invalid_cursor(message: str) -> ProblemError:
     return ProblemError(
-        422,
-        slug="invalid-cursor",
-        title="Invalid cursor",
-        detail=f"The cursor is not valid for this list: {message}.",
+        INVALID_CURSOR,
+        f"The cursor is not valid for this list: {message}.",
         errors=[{"field": "cursor", "location": "query", "message": message}],
     )
 

@@ -20,6 +20,9 @@ class Product(Base):
         Index("ix_products_name_id", "name", "id"),
         Index("ix_products_price_id", "price", "id"),
     )
+    # Server defaults come back with the INSERT (RETURNING), so the response is built from
+    # memory instead of reading the product again.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 - SQLAlchemy's declaration
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     sku: Mapped[str] = mapped_column(String(64), unique=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from shopstack_orders.catalog import service
 from shopstack_orders.catalog.schemas import (
@@ -15,24 +15,46 @@ from shopstack_orders.catalog.schemas import (
     ProductUpdate,
     Restock,
 )
-from shopstack_orders.deps import ProductCacheDep, SessionDep, require_admin
+from shopstack_orders.deps import ADMIN_ONLY, JSON_BODY, ProductCacheDep, SessionDep
+from shopstack_orders.openapi import link, location_header, next_page_link, operation_id
 from shopstack_orders.pagination import Page
-from shopstack_orders.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/products", tags=["products"])
-admin_only = [Depends(require_admin)]
+router = APIRouter(
+    prefix="/api/v1/products", tags=["products"], generate_unique_id_function=operation_id
+)
 
-
-@router.get("", response_model=Page[ProductPublic], responses=problem_responses(422, 503))
-async def list_products(
-    params: Annotated[ProductListParams, Query()], session: SessionDep, cache: ProductCacheDep
-) -> Page[ProductPublic]:
-    return await service.list_products(session=session, cache=cache, params=params)
+_PRODUCT_ID = {"product_id": "$response.body#/id"}
+# Where a product (created, changed or restocked) leads: reading it, changing it, ordering it.
+_PRODUCT_LINKS = {
+    "GetProduct": link("get_product", "The product, as anyone reads it.", parameters=_PRODUCT_ID),
+    "UpdateProduct": link("update_product", "Change its fields.", parameters=_PRODUCT_ID),
+    "RestockProduct": link("restock_product", "Add to its stock.", parameters=_PRODUCT_ID),
+    "OrderProduct": link(
+        "place_order",
+        "Order one unit of it.",
+        request_body={"items": [{"product_id": "$response.body#/id", "quantity": 1}]},
+    ),
+}
+_SKU_TAKEN: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Another product has this SKU (`sku-taken`)."}
+}
 
 
 @router.get(
-    "/{product_id}", response_model=ProductPublic, responses=problem_responses(404, 422, 503)
+    "",
+    summary="List products",
+    response_model=Page[ProductPublic],
+    responses={200: {"links": {"NextPage": next_page_link("list_products", ProductListParams)}}},
 )
+async def list_products(
+    params: Annotated[ProductListParams, Query()], session: SessionDep, cache: ProductCacheDep
+) -> Page[ProductPublic]:
+    """A page of products, in a stable order; pass `next_cursor` back as `cursor` for the next
+    one, with the same filters and sort."""
+    return await service.list_products(session=session, cache=cache, params=params)
+
+
+@router.get("/{product_id}", summary="Read a product", response_model=ProductPublic)
 async def get_product(
     product_id: uuid.UUID, session: SessionDep, cache: ProductCacheDep
 ) -> ProductPublic:
@@ -41,10 +63,17 @@ async def get_product(
 
 @router.post(
     "",
+    summary="Create a product (administrators)",
     status_code=status.HTTP_201_CREATED,
     response_model=ProductPublic,
-    dependencies=admin_only,
-    responses=problem_responses(401, 403, 409, 422, 503),
+    dependencies=[ADMIN_ONLY, JSON_BODY],
+    responses={
+        201: {
+            "headers": location_header("product"),
+            "links": _PRODUCT_LINKS,
+        },
+        **_SKU_TAKEN,
+    },
 )
 async def create_product(
     product_in: ProductCreate, session: SessionDep, cache: ProductCacheDep, response: Response
@@ -56,13 +85,16 @@ async def create_product(
 
 @router.patch(
     "/{product_id}",
+    summary="Change a product (administrators)",
     response_model=ProductPublic,
-    dependencies=admin_only,
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    dependencies=[ADMIN_ONLY, JSON_BODY],
+    responses={200: {"links": _PRODUCT_LINKS}, **_SKU_TAKEN},
 )
 async def update_product(
     product_id: uuid.UUID, changes: ProductUpdate, session: SessionDep, cache: ProductCacheDep
 ) -> ProductPublic:
+    """Changes the fields given; absent fields stay as they are. Stock is not among them: it
+    changes only by restocking and by orders."""
     return await service.update_product(
         session=session, cache=cache, product_id=product_id, changes=changes
     )
@@ -70,13 +102,16 @@ async def update_product(
 
 @router.post(
     "/{product_id}/restock",
+    summary="Add to a product's stock (administrators)",
     response_model=ProductPublic,
-    dependencies=admin_only,
-    responses=problem_responses(401, 403, 404, 422, 503),
+    dependencies=[ADMIN_ONLY, JSON_BODY],
+    responses={200: {"links": _PRODUCT_LINKS}},
 )
 async def restock_product(
     product_id: uuid.UUID, restock: Restock, session: SessionDep, cache: ProductCacheDep
 ) -> ProductPublic:
+    """Adds `quantity` units. A stock that would pass 1,000,000,000 units is refused
+    (`stock-limit`)."""
     return await service.restock(
         session=session, cache=cache, product_id=product_id, quantity=restock.quantity
     )

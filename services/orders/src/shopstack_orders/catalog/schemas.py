@@ -7,23 +7,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-from shopstack_orders.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from shopstack_orders.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
+from shopstack_orders.schemas import RequestBody, Text
 
 MAX_STOCK = 1_000_000_000
 MAX_PRICE = 100_000_000
 
 Sku = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Description = Annotated[str, Field(max_length=5000)]
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
+Description = Annotated[Text, Field(max_length=5000)]
 Price = Annotated[int, Field(ge=0, le=MAX_PRICE, description="Price in minor units (cents).")]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")]
 
 
-class ProductCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProductCreate(RequestBody):
     sku: Sku
     name: Name
     description: Description = ""
@@ -33,24 +32,23 @@ class ProductCreate(BaseModel):
     active: bool = True
 
 
-class ProductUpdate(BaseModel):
-    """Fields to change; absent fields stay as they are. Stock changes only by restocking
-    and by orders, so every unit stays accounted for."""
+class ProductUpdate(RequestBody):
+    """Fields to change; absent fields stay as they are (none may be null). Stock changes only
+    by restocking and by orders, so every unit stays accounted for."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    sku: Sku | None = None
-    name: Name | None = None
-    description: Description | None = None
-    price: Price | None = None
-    currency: Currency | None = None
-    active: bool | None = None
+    sku: Sku | MISSING = MISSING
+    name: Name | MISSING = MISSING
+    description: Description | MISSING = MISSING
+    price: Price | MISSING = MISSING
+    currency: Currency | MISSING = MISSING
+    active: bool | MISSING = MISSING
 
 
-class Restock(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+MAX_RESTOCK = 1_000_000
 
-    quantity: int = Field(ge=1, le=1_000_000, description="Units to add to the stock.")
+
+class Restock(RequestBody):
+    quantity: int = Field(ge=1, le=MAX_RESTOCK, description="Units to add to the stock.")
 
 
 class ProductPublic(BaseModel):
@@ -79,8 +77,8 @@ class ProductListParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    cursor: str | None = Field(default=None, max_length=1024)
-    q: str | None = Field(
+    cursor: Cursor | None = None
+    q: Text | None = Field(
         default=None,
         min_length=1,
         max_length=100,

@@ -1,6 +1,5 @@
 """Catalog operations. Reads go through the product cache; writes invalidate it once they
-have committed. Stock used to reserve orders is never read here but locked in PostgreSQL
-by the orders service."""
+have committed. Stock changes only through ``catalog.stock``."""
 
 from __future__ import annotations
 
@@ -13,11 +12,11 @@ from sqlalchemy import ColumnElement, Select, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shopstack_common.fastapi_support import ProblemError
+from shopstack_common.problems import NOT_FOUND, SKU_TAKEN, ProblemError
 from shopstack_orders.cache import ProductCache
+from shopstack_orders.catalog import stock
 from shopstack_orders.catalog.models import Product
 from shopstack_orders.catalog.schemas import (
-    MAX_STOCK,
     ProductCreate,
     ProductListParams,
     ProductPublic,
@@ -33,17 +32,13 @@ _ABSENT = "null"
 
 
 def product_not_found(product_id: uuid.UUID) -> ProblemError:
-    return ProblemError(
-        404, slug="product-not-found", title="Not found", detail=f"No product {product_id}."
-    )
+    return ProblemError(NOT_FOUND, f"No product {product_id}.")
 
 
 def _sku_taken(sku: str) -> ProblemError:
     return ProblemError(
-        409,
-        slug="sku-taken",
-        title="SKU already exists",
-        detail=f"A product with SKU {sku!r} already exists.",
+        SKU_TAKEN,
+        f"A product with SKU {sku!r} already exists.",
         errors=[{"field": "sku", "location": "body", "message": "already exists"}],
     )
 
@@ -55,13 +50,11 @@ async def create_product(
     *, session: AsyncSession, cache: ProductCache, product_in: ProductCreate
 ) -> ProductPublic:
     product = Product(**product_in.model_dump())
-    session.add(product)
     try:
-        await session.commit()
+        async with session.begin():
+            session.add(product)
     except IntegrityError:
-        await session.rollback()
         raise _sku_taken(product_in.sku) from None
-    await session.refresh(product)
     # A new product can appear on any list page.
     await cache.invalidate([product.id])
     return ProductPublic.model_validate(product)
@@ -74,20 +67,20 @@ async def update_product(
     product_id: uuid.UUID,
     changes: ProductUpdate,
 ) -> ProductPublic:
-    values = changes.model_dump(exclude_unset=True)
-    _refuse_nulls(values)
-    if values:
-        statement = (
-            update(Product).where(Product.id == product_id).values(**values).returning(Product)
-        )
-        try:
-            product = await session.scalar(statement)
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            raise _sku_taken(str(values.get("sku"))) from None
-    else:
-        product = await session.get(Product, product_id)
+    values = changes.model_dump()
+    try:
+        async with session.begin():
+            if values:
+                product = await session.scalar(
+                    update(Product)
+                    .where(Product.id == product_id)
+                    .values(**values)
+                    .returning(Product)
+                )
+            else:
+                product = await session.get(Product, product_id)
+    except IntegrityError:
+        raise _sku_taken(str(values.get("sku"))) from None
     if product is None:
         raise product_not_found(product_id)
     if values:
@@ -95,50 +88,13 @@ async def update_product(
     return ProductPublic.model_validate(product)
 
 
-def _refuse_nulls(values: dict[str, Any]) -> None:
-    nulls = sorted(name for name, value in values.items() if value is None)
-    if nulls:
-        raise ProblemError(
-            422,
-            slug="validation",
-            title="Invalid request",
-            detail=f"Invalid fields: {', '.join(nulls)}",
-            errors=[
-                {"field": name, "location": "body", "message": "may be left out, not null"}
-                for name in nulls
-            ],
-        )
-
-
 async def restock(
     *, session: AsyncSession, cache: ProductCache, product_id: uuid.UUID, quantity: int
 ) -> ProductPublic:
-    # One conditional UPDATE: atomic under concurrent restocks and orders, no read-then-write.
-    statement = (
-        update(Product)
-        .where(Product.id == product_id, Product.stock <= MAX_STOCK - quantity)
-        .values(stock=Product.stock + quantity)
-        .returning(Product)
-    )
-    product = await session.scalar(statement)
-    await session.commit()
+    async with session.begin():
+        product = await stock.restock(session=session, product_id=product_id, quantity=quantity)
     if product is None:
-        current = await session.scalar(select(Product.stock).where(Product.id == product_id))
-        if current is None:
-            raise product_not_found(product_id)
-        raise ProblemError(
-            422,
-            slug="stock-limit",
-            title="Stock limit exceeded",
-            detail=f"Stock is {current}; it cannot exceed {MAX_STOCK}.",
-            errors=[
-                {
-                    "field": "quantity",
-                    "location": "body",
-                    "message": f"at most {MAX_STOCK - current}",
-                }
-            ],
-        )
+        raise product_not_found(product_id)
     await cache.invalidate([product_id])
     return ProductPublic.model_validate(product)
 
@@ -150,7 +106,8 @@ async def get_product(
     *, session: AsyncSession, cache: ProductCache, product_id: uuid.UUID
 ) -> ProductPublic:
     async def load() -> str:
-        product = await session.get(Product, product_id)
+        async with session.begin():
+            product = await session.get(Product, product_id)
         if product is None:
             # Cached too, so a burst of requests for a missing id is one database read.
             return _ABSENT
@@ -184,7 +141,8 @@ async def list_products(
         after = decode_cursor(params.cursor, query=query_scope, key_type=key_type)
 
     async def load() -> str:
-        page = await _load_page(session=session, params=params, after=after)
+        async with session.begin():
+            page = await _load_page(session=session, params=params, after=after)
         return page.model_dump_json()
 
     digest = hashlib.sha256(params.model_dump_json().encode()).hexdigest()[:32]

@@ -1,11 +1,10 @@
-"""What an idempotent operation hands back to its route."""
+"""What an idempotent operation hands back to its route (which turns it into a response)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 T = TypeVar("T", bound=BaseModel)
@@ -25,9 +24,3 @@ class Outcome(Generic[T]):
     @property
     def replayed(self) -> bool:
         return self.result is None
-
-    def to_response(self, headers: dict[str, str] | None = None) -> JSONResponse:
-        headers = dict(headers or {})
-        if self.replayed:
-            headers[REPLAY_HEADER] = "true"
-        return JSONResponse(self.body, status_code=self.status_code, headers=headers)

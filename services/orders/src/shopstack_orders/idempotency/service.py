@@ -47,9 +47,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
-from shopstack_common.fastapi_support import ProblemError
 from shopstack_common.logs import BurstLogger
-from shopstack_orders.errors import sqlstate
+from shopstack_common.problems import (
+    IDEMPOTENCY_KEY_IN_FLIGHT,
+    IDEMPOTENCY_KEY_REUSED,
+    ProblemError,
+)
+from shopstack_orders.db import LOCK_NOT_AVAILABLE, sqlstate
 from shopstack_orders.idempotency.models import COMPLETED, IN_FLIGHT, IdempotencyKey
 from shopstack_orders.idempotency.schemas import Outcome
 from shopstack_orders.metrics import IDEMPOTENCY_CONFLICTS, IDEMPOTENT_REPLAYS
@@ -58,7 +62,6 @@ T = TypeVar("T", bound=BaseModel)
 
 logger = logging.getLogger(__name__)
 
-LOCK_NOT_AVAILABLE = "55P03"
 KEY_HEADER = "Idempotency-Key"
 
 
@@ -104,10 +107,8 @@ def idempotent_request(
 def _in_flight() -> ProblemError:
     IDEMPOTENCY_CONFLICTS.labels("in_flight").inc()
     return ProblemError(
-        409,
-        slug="idempotency-key-in-flight",
-        title="Request in progress",
-        detail="A request with this Idempotency-Key is still being processed; retry shortly.",
+        IDEMPOTENCY_KEY_IN_FLIGHT,
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
         headers={"Retry-After": "1"},
     )
 
@@ -115,10 +116,8 @@ def _in_flight() -> ProblemError:
 def _reused() -> ProblemError:
     IDEMPOTENCY_CONFLICTS.labels("payload_mismatch").inc()
     return ProblemError(
-        422,
-        slug="idempotency-key-reused",
-        title="Idempotency-Key reused",
-        detail="This Idempotency-Key was used for a different request; use a new key.",
+        IDEMPOTENCY_KEY_REUSED,
+        "This Idempotency-Key was used for a different request; use a new key.",
         errors=[
             {
                 "field": KEY_HEADER,
@@ -156,9 +155,11 @@ def _claim_statement() -> ReturningInsert[tuple[str]]:
         ).select_from(bounded),
     )
     session_setting = (
-        select(text("reset_val")).select_from(text("pg_settings"))
-        .where(text("name = 'lock_timeout'")).scalar_subquery()
-    )  # fmt: skip
+        select(text("reset_val"))
+        .select_from(text("pg_settings"))
+        .where(text("name = 'lock_timeout'"))
+        .scalar_subquery()
+    )
     # A record past its retention is as good as absent: the claim takes it over.
     return statement.on_conflict_do_update(
         index_elements=["caller", "key"],
@@ -274,12 +275,12 @@ async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
             .limit(batch_size)
             .with_for_update(skip_locked=True)
         )
-        result = await session.execute(
-            delete(IdempotencyKey).where(
-                tuple_(IdempotencyKey.caller, IdempotencyKey.key).in_(batch)
+        async with session.begin():
+            result = await session.execute(
+                delete(IdempotencyKey).where(
+                    tuple_(IdempotencyKey.caller, IdempotencyKey.key).in_(batch)
+                )
             )
-        )
-        await session.commit()
         deleted = int(getattr(result, "rowcount", 0) or 0)
         purged += deleted
         if deleted < batch_size:
@@ -288,7 +289,7 @@ async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
 
 async def purge_periodically(
     *,
-    session_factory: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession],
     interval_seconds: float,
     batch_size: int,
     burst_log: BurstLogger,
@@ -298,7 +299,7 @@ async def purge_periodically(
     while True:
         await asyncio.sleep(interval_seconds)
         try:
-            async with session_factory() as session:
+            async with sessions() as session:
                 purged = await purge_expired(session=session, batch_size=batch_size)
         except Exception as error:
             burst_log.warning(

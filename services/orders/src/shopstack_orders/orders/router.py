@@ -5,19 +5,21 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from shopstack_orders.deps import (
+    ADMIN_ONLY,
+    JSON_BODY,
     IdempotencyKeyDep,
     IdempotencyPolicyDep,
     IdentityDep,
     ProductCacheDep,
     SessionDep,
     UserDep,
-    require_admin,
 )
-from shopstack_orders.idempotency.schemas import REPLAY_HEADER
+from shopstack_orders.idempotency.schemas import REPLAY_HEADER, Outcome
+from shopstack_orders.openapi import link, location_header, next_page_link, operation_id
 from shopstack_orders.orders import service
 from shopstack_orders.orders.lifecycle import OrderStatus
 from shopstack_orders.orders.schemas import (
@@ -28,26 +30,55 @@ from shopstack_orders.orders.schemas import (
     TransitionCreate,
 )
 from shopstack_orders.pagination import Page
-from shopstack_orders.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
+router = APIRouter(
+    prefix="/api/v1/orders", tags=["orders"], generate_unique_id_function=operation_id
+)
 
 _REPLAY_DOC = {
     REPLAY_HEADER: {
         "description": "`true` when this is the stored response of an earlier request "
         "with the same Idempotency-Key, replayed.",
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "enum": ["true"]},
     }
 }
+_ORDER_ID = {"order_id": "$response.body#/id"}
+# Where an order (placed, cancelled or moved on) leads.
+_ORDER_LINKS = {
+    "GetOrder": link("get_order", "The order.", parameters=_ORDER_ID),
+    "CancelOrder": link("cancel_order", "Cancel it; its stock returns.", parameters=_ORDER_ID),
+    "TransitionOrder": link(
+        "transition_order", "Move it along its life cycle.", parameters=_ORDER_ID
+    ),
+}
+
+
+def _respond(outcome: Outcome[OrderPublic], headers: dict[str, str] | None = None) -> JSONResponse:
+    """The body as it was made or recorded (a replay is exactly the first answer)."""
+    headers = dict(headers or {})
+    if outcome.replayed:
+        headers[REPLAY_HEADER] = "true"
+    return JSONResponse(outcome.body, status_code=outcome.status_code, headers=headers)
+
+
+_IN_FLIGHT = "a request with the same key still running (`idempotency-key-in-flight`)"
 
 
 @router.post(
     "",
+    summary="Place an order",
     status_code=201,
     response_model=OrderPublic,
+    dependencies=[JSON_BODY],
     responses={
-        201: {"headers": _REPLAY_DOC},
-        **problem_responses(401, 403, 409, 422, 503),
+        201: {
+            "headers": {
+                **_REPLAY_DOC,
+                **location_header("order"),
+            },
+            "links": _ORDER_LINKS,
+        },
+        409: {"description": f"Not enough stock (`out-of-stock`), or {_IN_FLIGHT}."},
     },
 )
 async def place_order(
@@ -70,10 +101,18 @@ async def place_order(
         order_in=order_in,
         idempotency_key=idempotency_key,
     )
-    return outcome.to_response({"Location": f"{router.prefix}/{outcome.body['id']}"})
+    return _respond(outcome, {"Location": f"{router.prefix}/{outcome.body['id']}"})
 
 
-@router.get("", response_model=Page[OrderPublic], responses=problem_responses(401, 403, 422, 503))
+@router.get(
+    "",
+    summary="List orders",
+    response_model=Page[OrderPublic],
+    responses={
+        200: {"links": {"NextPage": next_page_link("list_orders", OrderListParams)}},
+        403: {"description": "`user_id` or `all_users` from a caller who is no administrator."},
+    },
+)
 async def list_orders(
     params: Annotated[OrderListParams, Query()], viewer: IdentityDep, session: SessionDep
 ) -> Page[OrderPublic]:
@@ -82,25 +121,26 @@ async def list_orders(
     return await service.list_orders(session=session, viewer=viewer, params=params)
 
 
-@router.get("/summary", response_model=OrderSummary, responses=problem_responses(401, 503))
+@router.get("/summary", summary="Count the caller's orders by status", response_model=OrderSummary)
 async def summarize_orders(viewer: IdentityDep, session: SessionDep) -> OrderSummary:
     """How many of the caller's orders are in each status."""
     return await service.summarize(session=session, viewer=viewer)
 
 
-@router.get(
-    "/{order_id}", response_model=OrderPublic, responses=problem_responses(401, 404, 422, 503)
-)
+@router.get("/{order_id}", summary="Read an order", response_model=OrderPublic)
 async def get_order(order_id: uuid.UUID, viewer: IdentityDep, session: SessionDep) -> OrderPublic:
+    """The order, for its owner or an administrator; anyone else gets the 404 of an order that
+    does not exist."""
     return await service.get_order(session=session, viewer=viewer, order_id=order_id)
 
 
 @router.post(
     "/{order_id}/cancel",
+    summary="Cancel an order",
     response_model=OrderPublic,
     responses={
-        200: {"headers": _REPLAY_DOC},
-        **problem_responses(401, 404, 409, 422, 503),
+        200: {"headers": _REPLAY_DOC, "links": _ORDER_LINKS},
+        409: {"description": f"Not pending or paid (`illegal-transition`), or {_IN_FLIGHT}."},
     },
 )
 async def cancel_order(
@@ -122,14 +162,18 @@ async def cancel_order(
         target=OrderStatus.CANCELLED,
         idempotency_key=idempotency_key,
     )
-    return outcome.to_response()
+    return _respond(outcome)
 
 
 @router.post(
     "/{order_id}/transitions",
+    summary="Move an order along its life cycle (administrators)",
     response_model=OrderPublic,
-    dependencies=[Depends(require_admin)],
-    responses=problem_responses(401, 403, 404, 409, 422, 503),
+    dependencies=[ADMIN_ONLY, JSON_BODY],
+    responses={
+        200: {"links": _ORDER_LINKS},
+        409: {"description": "Not a next status of the order's (`illegal-transition`)."},
+    },
 )
 async def transition_order(
     *,
@@ -149,4 +193,4 @@ async def transition_order(
         order_id=order_id,
         target=transition.to,
     )
-    return outcome.to_response()
+    return _respond(outcome)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shopstack_orders.orders.lifecycle import OrderStatus
-from shopstack_orders.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from shopstack_orders.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
+from shopstack_orders.schemas import Instant, JsonUuid, RequestBody, Text
 
 # Part of the API contract (published as maxItems / maximum in the OpenAPI document), so
 # constants rather than settings: a client can rely on them.
@@ -16,20 +18,16 @@ MAX_LINES = 50
 MAX_QUANTITY = 1000
 
 
-class OrderLineCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    product_id: uuid.UUID
+class OrderLineCreate(RequestBody):
+    product_id: JsonUuid
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
-class OrderCreate(BaseModel):
+class OrderCreate(RequestBody):
     """What a customer asks for. Prices come from the catalog, never from the client."""
 
-    model_config = ConfigDict(extra="forbid")
-
     items: list[OrderLineCreate] = Field(min_length=1, max_length=MAX_LINES)
-    note: str | None = Field(default=None, max_length=500)
+    note: Text | None = Field(default=None, max_length=500)
 
     @field_validator("items")
     @classmethod
@@ -81,22 +79,21 @@ class OrderPublic(BaseModel):
     updated_at: datetime
 
 
-class TransitionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    to: OrderStatus
+class TransitionCreate(RequestBody):
+    # A status arrives as its string, which is parsed into the enum.
+    to: Annotated[OrderStatus, Field(strict=False)]
 
 
 class OrderListParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
-    cursor: str | None = Field(default=None, max_length=1024)
+    cursor: Cursor | None = None
     status: OrderStatus | None = None
-    created_after: AwareDatetime | None = Field(
+    created_after: Instant | None = Field(
         default=None, description="Only orders created at or after this instant."
     )
-    created_before: AwareDatetime | None = Field(
+    created_before: Instant | None = Field(
         default=None, description="Only orders created before this instant."
     )
     user_id: uuid.UUID | None = Field(

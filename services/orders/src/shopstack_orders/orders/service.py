@@ -1,13 +1,10 @@
 """Placing orders against the catalog's stock, and moving them through their life cycle.
 
-Stock is reserved in the transaction that creates the order, by conditional updates
-(``UPDATE ... SET stock = stock - n WHERE stock >= n``): PostgreSQL re-checks the condition
-on the newest row version once it holds the row lock, so no interleaving can sell more than
-there is, and the ``stock >= 0`` CHECK is the last line of defence. The updates are the last
-statements before the commit, so a hot product's row lock is held for one round trip and
-the commit rather than for the whole order. Every transaction that changes several products
-updates them in id order (placing, cancelling), and an order row is only ever locked before
-product rows, so concurrent multi-item orders queue on each other instead of deadlocking.
+An order is priced from the catalog and written, then its stock is reserved, all in one
+transaction; cancelling returns the stock in the transaction that records the cancellation.
+How stock changes, and why that never oversells or deadlocks, is ``catalog.stock``'s to say:
+this module calls it as the last work before each commit (the ``last`` step of
+``idempotency.run``) and locks an order row, when it does, before any product row.
 """
 
 from __future__ import annotations
@@ -18,18 +15,27 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import ColumnElement, Select, false, func, select, true, tuple_, update
+from sqlalchemy import ColumnElement, Select, false, func, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from shopstack_common.fastapi_support import ProblemError
 from shopstack_common.identity import Identity
-from shopstack_common.problem import FieldError
+from shopstack_common.problems import (
+    FORBIDDEN,
+    ILLEGAL_TRANSITION,
+    MIXED_CURRENCIES,
+    NOT_FOUND,
+    PRODUCT_NOT_ORDERABLE,
+    FieldError,
+    ProblemError,
+)
 from shopstack_orders.cache import ProductCache
+from shopstack_orders.catalog import stock
 from shopstack_orders.catalog.models import Product
+from shopstack_orders.catalog.stock import StockLine
 from shopstack_orders.idempotency import service as idempotency
 from shopstack_orders.idempotency.schemas import Outcome
-from shopstack_orders.metrics import ORDER_TRANSITIONS, ORDERS_PLACED, OUT_OF_STOCK_REJECTIONS
+from shopstack_orders.metrics import ORDER_TRANSITIONS, ORDERS_PLACED
 from shopstack_orders.orders.lifecycle import (
     NEXT_STATUSES,
     OrderStatus,
@@ -47,15 +53,10 @@ from shopstack_orders.pagination import Page, decode_cursor, encode_cursor
 
 _ORDER_KEY: TypeAdapter[tuple[datetime, uuid.UUID]] = TypeAdapter(tuple[datetime, uuid.UUID])
 
-# (line index, requested, product id, SKU, available) for each line that cannot be served.
-ShortLine = tuple[int, int, uuid.UUID, str, int]
-
 
 def order_not_found(order_id: uuid.UUID) -> ProblemError:
     # Also the answer for someone else's order: whether it exists is not theirs to know.
-    return ProblemError(
-        404, slug="order-not-found", title="Not found", detail=f"No order {order_id}."
-    )
+    return ProblemError(NOT_FOUND, f"No order {order_id}.")
 
 
 def _with_lines(statement: Select[Order]) -> Select[Order]:
@@ -64,6 +65,10 @@ def _with_lines(statement: Select[Order]) -> Select[Order]:
 
 def _may_see(viewer: Identity, order: Order) -> bool:
     return viewer.is_admin or (viewer.user_id is not None and order.user_id == viewer.user_id)
+
+
+def _stock_lines(order_in: OrderCreate) -> list[StockLine]:
+    return [StockLine(line.product_id, line.quantity) for line in order_in.items]
 
 
 # -- placing --------------------------------------------------------------------------------
@@ -84,12 +89,13 @@ async def place_order(
         operation="place_order",
         payload=order_in.model_dump(mode="json"),
     )
+    lines = _stock_lines(order_in)
 
     async def create() -> OrderPublic:
-        return await _create(session=session, buyer=buyer, order_in=order_in)
+        return await _create(session=session, buyer=buyer, order_in=order_in, lines=lines)
 
     async def reserve() -> None:
-        await _reserve(session=session, order_in=order_in)
+        await stock.reserve(session=session, lines=lines)
 
     outcome = await idempotency.run(
         session=session,
@@ -101,11 +107,13 @@ async def place_order(
     )
     if outcome.result is not None:
         ORDERS_PLACED.labels(outcome.result.currency).inc()
-        await cache.invalidate(item.product_id for item in outcome.result.items)
+        await cache.invalidate(line.product_id for line in lines)
     return outcome
 
 
-async def _create(*, session: AsyncSession, buyer: Identity, order_in: OrderCreate) -> OrderPublic:
+async def _create(
+    *, session: AsyncSession, buyer: Identity, order_in: OrderCreate, lines: Sequence[StockLine]
+) -> OrderPublic:
     """Price the lines from the catalog and write the order; the stock is reserved last."""
     assert buyer.user_id is not None  # the route admits users only
     wanted = [line.product_id for line in order_in.items]
@@ -114,15 +122,9 @@ async def _create(*, session: AsyncSession, buyer: Identity, order_in: OrderCrea
     found = await session.scalars(select(Product).where(Product.id.in_(wanted)))
     products = {product.id: product for product in found}
     _check_orderable(order_in, products)
-    short = [
-        (index, line.quantity, product.id, product.sku, product.stock)
-        for index, line in enumerate(order_in.items)
-        if (product := products[line.product_id]).stock < line.quantity
-    ]
-    if short:
-        raise _out_of_stock(short)  # sold out already: refuse before writing anything
+    stock.refuse_short(lines, products)  # sold out already: refuse before writing anything
 
-    lines = [
+    items = [
         OrderItem(
             line_no=number,
             product_id=line.product_id,
@@ -137,9 +139,9 @@ async def _create(*, session: AsyncSession, buyer: Identity, order_in: OrderCrea
         user_id=buyer.user_id,
         status=OrderStatus.PENDING.value,
         currency=products[wanted[0]].currency,
-        total=sum(line.line_total for line in lines),
+        total=sum(item.line_total for item in items),
         note=order_in.note,
-        items=lines,
+        items=items,
         transitions=[
             OrderTransition(from_status=None, to_status=OrderStatus.PENDING, actor=buyer.subject)
         ],
@@ -147,43 +149,6 @@ async def _create(*, session: AsyncSession, buyer: Identity, order_in: OrderCrea
     session.add(order)
     await session.flush()
     return OrderPublic.model_validate(order)
-
-
-async def _reserve(*, session: AsyncSession, order_in: OrderCreate) -> None:
-    """Take the order's units from stock, in product id order; 409 if any is short now."""
-    wanted = {line.product_id: line.quantity for line in order_in.items}
-    taken: set[uuid.UUID] = set()
-    failed: uuid.UUID | None = None
-    for product_id in sorted(wanted):
-        left = await session.scalar(
-            update(Product)
-            .where(Product.id == product_id, Product.stock >= wanted[product_id])
-            .values(stock=Product.stock - wanted[product_id])
-            .returning(Product.stock)
-            .execution_options(synchronize_session=False)
-        )
-        if left is None:
-            failed = product_id
-            break
-        taken.add(product_id)
-    if failed is None:
-        return
-    # Others bought the units since the order was priced. Report what each line could have
-    # had; this order's own decrements, about to be rolled back, count as available.
-    rows = await session.execute(
-        select(Product.id, Product.sku, Product.stock).where(Product.id.in_(wanted))
-    )
-    available = {
-        product_id: (sku, stock + (wanted[product_id] if product_id in taken else 0))
-        for product_id, sku, stock in rows
-    }
-    raise _out_of_stock(
-        [
-            (index, line.quantity, line.product_id, *available[line.product_id])
-            for index, line in enumerate(order_in.items)
-            if line.product_id == failed or available[line.product_id][1] < line.quantity
-        ]
-    )
 
 
 def _check_orderable(order_in: OrderCreate, products: dict[uuid.UUID, Product]) -> None:
@@ -201,19 +166,15 @@ def _check_orderable(order_in: OrderCreate, products: dict[uuid.UUID, Product]) 
         )
     if errors:
         raise ProblemError(
-            422,
-            slug="product-not-orderable",
-            title="Product not orderable",
-            detail="Some lines name products that are unknown or not for sale.",
+            PRODUCT_NOT_ORDERABLE,
+            "Some lines name products that are unknown or not for sale.",
             errors=errors,
         )
     currencies = {products[line.product_id].currency for line in order_in.items}
     if len(currencies) > 1:
         raise ProblemError(
-            422,
-            slug="mixed-currencies",
-            title="Mixed currencies",
-            detail="All lines of an order must be priced in one currency; found "
+            MIXED_CURRENCIES,
+            "All lines of an order must be priced in one currency; found "
             + ", ".join(sorted(currencies))
             + ".",
             errors=[
@@ -225,37 +186,6 @@ def _check_orderable(order_in: OrderCreate, products: dict[uuid.UUID, Product]) 
                 for index, line in enumerate(order_in.items)
             ],
         )
-
-
-def _out_of_stock(short: Sequence[ShortLine]) -> ProblemError:
-    OUT_OF_STOCK_REJECTIONS.inc()
-    return ProblemError(
-        409,
-        slug="out-of-stock",
-        title="Out of stock",
-        detail="Not enough stock for "
-        + ", ".join(f"{sku} ({available} available)" for _, _, _, sku, available in short)
-        + ".",
-        errors=[
-            {
-                "field": f"items[{index}].quantity",
-                "location": "body",
-                "message": f"{available} available",
-            }
-            for index, _, _, _, available in short
-        ],
-        extra={
-            "unavailable": [
-                {
-                    "product_id": str(product_id),
-                    "sku": sku,
-                    "requested": requested,
-                    "available": available,
-                }
-                for _, requested, product_id, sku, available in short
-            ]
-        },
-    )
 
 
 # -- life cycle -----------------------------------------------------------------------------
@@ -280,21 +210,16 @@ async def change_status(
         operation=operation,
         payload={"order_id": str(order_id), "to": target.value},
     )
-    returning: list[OrderItem] = []
+    # Filled by the transition when it cancels an order that holds stock.
+    returned: list[StockLine] = []
 
     async def transition() -> OrderPublic:
         return await _transition(
-            session=session, actor=actor, order_id=order_id, target=target, returning=returning
+            session=session, actor=actor, order_id=order_id, target=target, returned=returned
         )
 
-    async def return_stock() -> None:
-        for item in sorted(returning, key=lambda item: item.product_id):
-            await session.execute(
-                update(Product)
-                .where(Product.id == item.product_id)
-                .values(stock=Product.stock + item.quantity)
-                .execution_options(synchronize_session=False)
-            )
+    async def release() -> None:
+        await stock.release(session=session, lines=returned)
 
     outcome = await idempotency.run(
         session=session,
@@ -302,10 +227,10 @@ async def change_status(
         policy=policy,
         status_code=200,
         action=transition,
-        last=return_stock,
+        last=release,
     )
-    if outcome.result is not None and returning:
-        await cache.invalidate(item.product_id for item in returning)
+    if outcome.result is not None and returned:
+        await cache.invalidate(line.product_id for line in returned)
     return outcome
 
 
@@ -315,7 +240,7 @@ async def _transition(
     actor: Identity,
     order_id: uuid.UUID,
     target: OrderStatus,
-    returning: list[OrderItem],
+    returned: list[StockLine],
 ) -> OrderPublic:
     # The order row is locked first: concurrent changes to one order run one after another.
     order = await session.scalar(
@@ -327,15 +252,13 @@ async def _transition(
     if not can_transition(current, target):
         allowed = sorted(status.value for status in NEXT_STATUSES[current])
         raise ProblemError(
-            409,
-            slug="illegal-transition",
-            title="Illegal status change",
-            detail=f"An order that is {current.value} cannot become {target.value}; "
+            ILLEGAL_TRANSITION,
+            f"An order that is {current.value} cannot become {target.value}; "
             + (f"it can become {', '.join(allowed)}." if allowed else "its status is final."),
             extra={"from": current.value, "to": target.value, "allowed": allowed},
         )
     if returns_stock(current, target):
-        returning.extend(order.items)
+        returned.extend(StockLine(item.product_id, item.quantity) for item in order.items)
     order.status = target.value
     order.transitions.append(
         OrderTransition(from_status=current, to_status=target, actor=actor.subject)
@@ -349,7 +272,8 @@ async def _transition(
 
 
 async def get_order(*, session: AsyncSession, viewer: Identity, order_id: uuid.UUID) -> OrderPublic:
-    order = await session.scalar(_with_lines(select(Order).where(Order.id == order_id)))
+    async with session.begin():
+        order = await session.scalar(_with_lines(select(Order).where(Order.id == order_id)))
     if order is None or not _may_see(viewer, order):
         raise order_not_found(order_id)
     return OrderPublic.model_validate(order)
@@ -357,10 +281,8 @@ async def get_order(*, session: AsyncSession, viewer: Identity, order_id: uuid.U
 
 def _admin_only_filter(name: str) -> ProblemError:
     return ProblemError(
-        403,
-        slug="forbidden",
-        title="Forbidden",
-        detail=f"Only administrators may filter by {name}.",
+        FORBIDDEN,
+        f"Only administrators may filter by {name}.",
         errors=[{"field": name, "location": "query", "message": "administrators only"}],
     )
 
@@ -391,13 +313,18 @@ async def list_orders(
     if params.created_before is not None:
         statement = statement.where(Order.created_at < params.created_before)
     query_scope: Sequence[Any] = (
-        "orders", owner, params.status, params.created_after, params.created_before,
-    )  # fmt: skip
+        "orders",
+        owner,
+        params.status,
+        params.created_after,
+        params.created_before,
+    )
     if params.cursor is not None:
         after = decode_cursor(params.cursor, query=query_scope, key_type=_ORDER_KEY)
         statement = statement.where(tuple_(Order.created_at, Order.id) < tuple_(*after))
     statement = statement.order_by(Order.created_at.desc(), Order.id.desc())
-    rows = list((await session.scalars(_with_lines(statement.limit(params.limit + 1)))).all())
+    async with session.begin():
+        rows = list((await session.scalars(_with_lines(statement.limit(params.limit + 1)))).all())
     items = [OrderPublic.model_validate(row) for row in rows[: params.limit]]
     next_cursor = None
     if len(rows) > params.limit:
@@ -410,11 +337,12 @@ async def summarize(*, session: AsyncSession, viewer: Identity) -> OrderSummary:
     """How many of the caller's own orders are in each status (every status listed)."""
     counts = dict.fromkeys(OrderStatus, 0)
     if viewer.user_id is not None:
-        rows = await session.execute(
-            select(Order.status, func.count())
-            .where(Order.user_id == viewer.user_id)
-            .group_by(Order.status)
-        )
-        for status, count in rows:
-            counts[OrderStatus(status)] = count
+        async with session.begin():
+            rows = await session.execute(
+                select(Order.status, func.count())
+                .where(Order.user_id == viewer.user_id)
+                .group_by(Order.status)
+            )
+            for status, count in rows:
+                counts[OrderStatus(status)] = count
     return OrderSummary(counts_by_status=counts, total=sum(counts.values()))

@@ -1,17 +1,23 @@
-"""Stock under concurrency: never oversold, never deadlocked. Real PostgreSQL, real races."""
+"""catalog.stock under concurrency: never oversold, never deadlocked, returned once. Real
+PostgreSQL, real races."""
+
+from __future__ import annotations
 
 import asyncio
 import itertools
 import random
 import uuid
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
 import pytest
 
 from shopstack_common.identity import Identity
+
+if TYPE_CHECKING:
+    from services.orders.tests.conftest import OrderPlacer, ProductFactory
 
 
 def customer() -> dict[str, str]:
@@ -39,7 +45,7 @@ def stock_in_db(database_url: str, product: dict[str, Any]) -> int:
 
 
 async def test_200_concurrent_orders_for_50_units_sell_exactly_50(
-    make_product: Any, place: Any, database_url: str
+    make_product: ProductFactory, place: OrderPlacer, database_url: str
 ) -> None:
     hot = await make_product(stock=50)
     responses = await asyncio.gather(*(place(customer(), (hot, 1)) for _ in range(200)))
@@ -52,7 +58,7 @@ async def test_200_concurrent_orders_for_50_units_sell_exactly_50(
 
 
 async def test_concurrent_multi_item_orders_in_opposite_order_do_not_deadlock(
-    make_product: Any, place: Any, database_url: str
+    make_product: ProductFactory, place: OrderPlacer, database_url: str
 ) -> None:
     products = [await make_product(stock=120) for _ in range(3)]
     # Every permutation of three products, many times over: with locks taken in line order,
@@ -66,7 +72,7 @@ async def test_concurrent_multi_item_orders_in_opposite_order_do_not_deadlock(
 
 
 async def test_mixed_concurrent_orders_never_oversell_any_product(
-    make_product: Any, place: Any, database_url: str
+    make_product: ProductFactory, place: OrderPlacer, database_url: str
 ) -> None:
     initial = {"a": 30, "b": 20, "c": 5}
     products = {name: await make_product(stock=stock) for name, stock in initial.items()}
@@ -90,7 +96,7 @@ async def test_mixed_concurrent_orders_never_oversell_any_product(
 
 
 async def test_concurrent_cancels_return_the_stock_once(
-    client: httpx.AsyncClient, make_product: Any, place: Any, database_url: str
+    client: httpx.AsyncClient, make_product: ProductFactory, place: OrderPlacer, database_url: str
 ) -> None:
     tea = await make_product(stock=10)
     buyer = customer()
@@ -102,14 +108,16 @@ async def test_concurrent_cancels_return_the_stock_once(
     assert stock_in_db(database_url, tea) == 10
 
 
-async def test_the_database_refuses_negative_stock(make_product: Any, database_url: str) -> None:
+async def test_the_database_refuses_negative_stock(
+    make_product: ProductFactory, database_url: str
+) -> None:
     tea = await make_product(stock=1)
     with psycopg.connect(database_url) as connection, pytest.raises(psycopg.errors.CheckViolation):
         connection.execute("UPDATE orders.products SET stock = -1 WHERE id = %s", (tea["id"],))
 
 
 async def test_stock_is_checked_again_under_the_row_lock(
-    client: httpx.AsyncClient, make_product: Any, place: Any, database_url: str
+    client: httpx.AsyncClient, make_product: ProductFactory, place: OrderPlacer, database_url: str
 ) -> None:
     """The order passes the first look at the stock; another transaction takes most of it
     before the order's UPDATE gets the row lock; the order must then be refused."""
