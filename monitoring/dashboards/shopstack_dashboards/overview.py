@@ -12,11 +12,14 @@ from shopstack_dashboards.panels import (
     graph,
     new_dashboard,
     service_variable,
+    share,
     single_stat,
     states,
 )
 
 UID = "shopstack-overview"
+# The chosen services' traffic, probes left out.
+SERVED = f'job=~"$job", {NOT_PROBES}'
 
 
 def build() -> dashboard.Dashboard:
@@ -159,10 +162,11 @@ def build() -> dashboard.Dashboard:
                 unit="percentunit",
                 queries=[
                     Query(
-                        'sum by (job) (rate(shopstack_http_requests_total{job=~"$job", '
-                        f'{NOT_PROBES}, status="5xx"}}[$__rate_interval]))'
-                        ' / sum by (job) (rate(shopstack_http_requests_total{job=~"$job", '
-                        f"{NOT_PROBES}}}[$__rate_interval]))",
+                        share(
+                            f'shopstack_http_requests_total{{{SERVED}, status="5xx"}}',
+                            f"shopstack_http_requests_total{{{SERVED}}}",
+                            by="job",
+                        ),
                         "{{job}}",
                     )
                 ],

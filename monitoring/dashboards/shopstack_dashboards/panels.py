@@ -27,6 +27,16 @@ class Query:
     legend: str = ""
 
 
+def share(part: str, whole: str, *, by: str) -> str:
+    """The share of ``whole``'s rate that ``part`` (a narrower selector of the same counter)
+    makes up, per ``by``; 0, not nothing, where ``part`` has no series (no 5xx yet)."""
+
+    def rate(selector: str) -> str:
+        return f"sum by ({by}) (rate({selector}[$__rate_interval]))"
+
+    return f"({rate(part)} or 0 * {rate(whole)}) / {rate(whole)}"
+
+
 def new_dashboard(
     *, uid: str, title: str, description: str, tags: Sequence[str]
 ) -> dashboard.Dashboard:

@@ -12,6 +12,7 @@ from shopstack_dashboards.panels import (
     new_dashboard,
     query_variable,
     service_variable,
+    share,
 )
 
 UID = "shopstack-service-red"
@@ -76,9 +77,11 @@ def build() -> dashboard.Dashboard:
                 unit="percentunit",
                 queries=[
                     Query(
-                        f"sum by (job, route) (rate(shopstack_http_requests_total{{{CHOSEN}, "
-                        'status="5xx"}[$__rate_interval]))'
-                        f" / sum by (job, route) (rate({requests}[$__rate_interval]))",
+                        share(
+                            f'shopstack_http_requests_total{{{CHOSEN}, status="5xx"}}',
+                            requests,
+                            by="job, route",
+                        ),
                         "{{job}} {{route}}",
                     )
                 ],
