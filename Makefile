@@ -56,7 +56,7 @@ up: $(VENV_STAMP) ## run the whole platform on 127.0.0.1 (FRESH=1 starts with em
 	@$(RUN) shopstack-devstack up $(if $(FRESH),--fresh)
 
 .PHONY: test
-test: $(VENV_STAMP) $(HELM) ## unit, integration and end-to-end tests (backend: containers if Docker answers, else embedded)
+test: $(VENV_STAMP) $(HELM) monitoring-tools ## unit, integration and end-to-end tests (backend: containers if Docker answers, else embedded)
 	$(call PYTEST_TIER,)
 
 .PHONY: test-unit
@@ -86,6 +86,18 @@ wrk:
 	@command -v wrk >/dev/null || { echo "installing wrk (apt-get)"; \
 	  apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
 
+.PHONY: monitoring-tools
+monitoring-tools: ## promtool and amtool, from Debian's packages when missing (apt-get)
+	monitoring/tools/install-tools check
+
+.PHONY: test-monitoring
+test-monitoring: $(VENV_STAMP) monitoring-tools ## monitoring/: promtool and amtool checks and tests, alert, runbook and dashboard rules, stale dashboards
+	$(call PYTEST_TIER,-m monitoring monitoring/tests)
+
+.PHONY: dashboards
+dashboards: $(VENV_STAMP) ## regenerate the dashboards' JSON and their description in monitoring/README.md
+	$(RUN) python -m shopstack_dashboards
+
 .PHONY: lint
 lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy --strict
 	$(RUN) ruff check .
@@ -94,7 +106,7 @@ lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy --strict
 
 .PHONY: typecheck
 typecheck: $(VENV_STAMP) ## mypy --strict on the service, library and tooling code
-	$(RUN) mypy libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src
+	$(RUN) mypy libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src monitoring/dashboards
 
 .PHONY: format
 format: $(VENV_STAMP) ## rewrite files with ruff's formatter and fixes
