@@ -86,9 +86,9 @@ def rehearsal(docker_client: Any, app_image: str) -> Iterator[RehearsalFactory]:
         instance.close()
         selector = {"label": f"{RUN_LABEL}={instance.run.run_id}"}
         left = (
-            docker_client.containers.list(all=True, filters=selector)
-            + docker_client.networks.list(filters=selector)
-            + docker_client.volumes.list(filters=selector)
+            docker_client.api.containers(all=True, filters=selector)
+            + docker_client.api.networks(filters=selector)
+            + (docker_client.api.volumes(filters=selector)["Volumes"] or [])
         )
         assert not left, f"the rehearsal left {left} behind"
         assert not instance.volumes_root.exists()

@@ -70,6 +70,10 @@ class WorkloadController:
         self.pods = [p for p in self.pods if not p.deleted.is_set()]
         return [p for p in self.pods if not p.terminating]
 
+    def draining(self) -> bool:
+        """Some replaced pod is still stopping (a rollout is done once they are gone)."""
+        return any(p.terminating and not p.deleted.is_set() for p in self.pods)
+
     def update(self, obj: KubeObject) -> None:
         self.obj = obj
 
@@ -98,10 +102,10 @@ class WorkloadController:
 
     def _spawn(self, name: str, **extra: Any) -> Pod:
         metadata = self.template.get("metadata") or {}
+        extra.setdefault("spec", self.template.get("spec") or {})
         pod = self.make_pod(
             owner=self.obj.ref, name=name, namespace=self.obj.namespace,
-            labels=metadata.get("labels") or {}, annotations=metadata.get("annotations") or {},
-            spec=self.template.get("spec") or {}, **extra,
+            labels=metadata.get("labels") or {}, annotations=metadata.get("annotations") or {}, **extra,
         )  # fmt: skip
         pod.revision = self.revision
         self.pods.append(pod)
@@ -127,8 +131,10 @@ class DeploymentController(WorkloadController):
 
     def settled(self) -> bool:
         live = self.live()
-        return len(live) == self.desired and all(
-            p.revision == self.revision and self.available(p) for p in live
+        return (
+            not self.draining()
+            and len(live) == self.desired
+            and all(p.revision == self.revision and self.available(p) for p in live)
         )
 
     def reconcile(self) -> None:
@@ -178,7 +184,7 @@ class StatefulSetController(WorkloadController):
     def settled(self) -> bool:
         pods = self._by_ordinal()
         partition = self._partition()
-        return len(pods) == self.desired and all(
+        return not self.draining() and len(pods) == self.desired and all(
             self.available(pods[i]) and (i < partition or pods[i].revision == self.revision)
             for i in range(self.desired)
         )
@@ -218,13 +224,20 @@ class StatefulSetController(WorkloadController):
                 return
 
     def _spawn_ordinal(self, ordinal: int) -> None:
+        """Pod ``<name>-<ordinal>`` with a claim per template, ``<template>-<pod>``, as a
+        volume of the template's name (what the StatefulSet controller adds)."""
         name = f"{self.obj.name}-{ordinal}"
         claims = {}
+        volumes = []
         for template in self.obj.spec.get("volumeClaimTemplates") or []:
-            claim = f"{template['metadata']['name']}-{name}"
-            claims[str(template["metadata"]["name"])] = self.claim(claim)
+            volume = str(template["metadata"]["name"])
+            claim = f"{volume}-{name}"
+            claims[claim] = self.claim(claim)
+            volumes.append({"name": volume, "persistentVolumeClaim": {"claimName": claim}})
+        spec = dict(self.template.get("spec") or {})
+        spec["volumes"] = [*(spec.get("volumes") or []), *volumes]
         service = str(self.obj.spec.get("serviceName") or "")
-        pod = self._spawn(name, subdomain=service, claim_volumes=claims)
+        pod = self._spawn(name, subdomain=service, claim_volumes=claims, spec=spec)
         pod.ordinal = ordinal
 
 

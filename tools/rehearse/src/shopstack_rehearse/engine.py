@@ -157,14 +157,16 @@ def clean_up(client: Any, run_id: str) -> list[str]:
     problems: list[str] = []
     selector = {"label": f"{RUN_LABEL}={run_id}"}
     deadline = time.monotonic() + 60
-    while containers := client.containers.list(all=True, filters=selector):
+    # The low-level listing: the high-level one inspects each container, racing the pods'
+    # own removal.
+    while containers := client.api.containers(all=True, filters=selector):
         for container in containers:
             try:
-                container.remove(force=True, v=True)
+                client.api.remove_container(container["Id"], force=True, v=True)
             except Exception as error:
                 gone = "No such container" in str(error) or "already in progress" in str(error)
                 if not gone and time.monotonic() > deadline:
-                    problems.append(f"container {container.name}: {error}")
+                    problems.append(f"container {container['Names']}: {error}")
         if time.monotonic() > deadline:
             break
         time.sleep(0.2)

@@ -236,6 +236,8 @@ class Pod:
             self.phase = "Failed"
             log.error("%s: %s", self.ref, error)
         except Exception as error:
+            if self._stop.is_set():
+                return  # deleted while starting: what failed was only the start
             self.error = f"{type(error).__name__}: {error}"
             self.phase = "Failed"
             log.exception("%s failed", self.ref)

@@ -68,6 +68,7 @@ KIND_ORDER = {
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 ROUTE_KINDS = ("Ingress", "HTTPRoute", "ClientSettingsPolicy")
 NGINX_CONFIG = "shopstack-rehearse-nginx"
+NGINX_COMMAND = ["nginx", "-c", "/etc/rehearse-nginx/nginx.conf"]
 
 
 @dataclass
@@ -636,16 +637,17 @@ class Rehearsal:
         self.notes.extend(routes.notes)
         if not served and self.nginx is None:
             return
-        config = ingress_nginx.render(routes)
-        self.config_maps[(self.options.ingress_namespace, NGINX_CONFIG)] = {
-            "nginx.conf": config.encode()
-        }
+        config = {"nginx.conf": ingress_nginx.render(routes).encode()}
+        key = (self.options.ingress_namespace, NGINX_CONFIG)
+        if self.config_maps.get(key) == config:
+            return
+        self.config_maps[key] = config
         if self.nginx is None:
             self._start_nginx()
         else:
             self._reproject("ConfigMap", self.options.ingress_namespace, NGINX_CONFIG)
             worker = self.nginx.containers[0]
-            code, output = exec_in(self.client.api, worker.container_id, ["nginx", "-s", "reload"])
+            code, output = exec_in(self.client.api, worker.container_id, [*NGINX_COMMAND, "-s", "reload"])
             if code != 0:
                 raise RehearsalError(f"the rehearsal's NGINX refused the new routes: {output}")
 
@@ -660,7 +662,7 @@ class Rehearsal:
             "terminationGracePeriodSeconds": 5,
             "containers": [{
                 "name": "nginx", "image": self.options.nginx_image,
-                "command": ["nginx", "-c", "/etc/rehearse-nginx/nginx.conf", "-g", "daemon off;"],
+                "command": [*NGINX_COMMAND, "-g", "daemon off;"],
                 "ports": [{"name": "http", "containerPort": 80}],
                 "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 1},
                 "volumeMounts": [{"name": "config", "mountPath": "/etc/rehearse-nginx"}],
