@@ -57,11 +57,11 @@ up: $(VENV_STAMP) ## run the whole platform on 127.0.0.1 (FRESH=1 starts with em
 
 .PHONY: test
 test: $(VENV_STAMP) $(HELM) ## unit, integration and end-to-end tests (backend: containers if Docker answers, else embedded)
-	$(call PYTEST_TIER,)
+	$(call PYTEST_TIER,-m "not rehearse")
 
 .PHONY: test-unit
 test-unit: $(VENV_STAMP) ## only the tests that need no servers
-	$(call PYTEST_TIER,-m "not integration and not e2e")
+	$(call PYTEST_TIER,-m "not integration and not e2e and not rehearse")
 
 .PHONY: test-integration
 test-integration: $(VENV_STAMP) ## only the tests on real PostgreSQL and Redis
@@ -94,7 +94,7 @@ lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy --strict
 
 .PHONY: typecheck
 typecheck: $(VENV_STAMP) ## mypy --strict on the service, library and tooling code
-	$(RUN) mypy libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src
+	$(RUN) mypy libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src tools/rehearse/src
 
 .PHONY: format
 format: $(VENV_STAMP) ## rewrite files with ruff's formatter and fixes
@@ -122,12 +122,17 @@ airgap-images: ## start a Docker engine and build the base-image stand-ins (no r
 test-containers: $(VENV_STAMP) ## integration tests on testcontainers (needs a Docker engine and images)
 	SHOPSTACK_TEST_BACKEND=containers $(call PYTEST_TIER,-m integration)
 
+.PHONY: test-rehearse
+test-rehearse: $(VENV_STAMP) ## the deploy rehearsal's own tests: small manifests on a Docker engine (fails without one)
+	$(call PYTEST_TIER,tools/rehearse/tests)
+
 .PHONY: ci
-ci: ## what CI runs: lint, types, every test on embedded servers, integration on containers
+ci: ## what CI runs: lint, types, every test on embedded servers, integration on containers, the rehearsal's tests
 	$(MAKE) lint
 	SHOPSTACK_TEST_BACKEND=embedded $(MAKE) test
 	$(MAKE) airgap-images
 	set -a && . $(AIRGAP)/images.env && set +a && $(MAKE) test-containers
+	set -a && . $(AIRGAP)/images.env && set +a && $(MAKE) test-rehearse
 
 PYTHON_IMAGE ?= python:3.11-slim
 IMAGE_TAG ?= dev
@@ -159,6 +164,16 @@ deploy: $(HELM) ## helm upgrade --install into the current kube context (DEPLOY_
 	  { echo "make deploy needs a kube context (kubectl config current-context is empty)" >&2; exit 1; }
 	$(HELM) upgrade --install $(RELEASE) $(CHART) --namespace $(NAMESPACE) --create-namespace \
 	  --wait --timeout 10m $(if $(DEPLOY_VALUES),-f $(DEPLOY_VALUES))
+
+# The rehearsal runs the chart's images from their local builds (`make images`).
+VALUES ?=
+REHEARSE_IMAGES ?= shopstack/*:*=shopstack/*:$(IMAGE_TAG)
+REHEARSE_ARGS ?=
+
+.PHONY: rehearse
+rehearse: $(VENV_STAMP) $(HELM) ## run what the chart renders for VALUES as containers, as the kubelet would (needs Docker; REHEARSE_ARGS for more)
+	$(RUN) shopstack-rehearse run --chart $(CHART) --helm $(HELM) --release $(RELEASE) \
+	  --namespace $(NAMESPACE) $(if $(VALUES),--values $(VALUES)) --image '$(REHEARSE_IMAGES)' $(REHEARSE_ARGS)
 
 .PHONY: clean
 clean: ## remove the virtualenv, caches and tool bootstrap (keeps .devstack data)

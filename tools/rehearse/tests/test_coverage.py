@@ -1,10 +1,11 @@
 """What the rehearsal models is listed field by field; the rest is reported by name."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from shopstack_rehearse.coverage import survey
+from shopstack_rehearse.coverage import markdown_table, survey
 from shopstack_rehearse.manifests import parse_stream
 
 
@@ -13,23 +14,8 @@ def findings(text: str, allowed: tuple[str, ...] = ()) -> list[tuple[str, str, b
     return [(f.ref, f.path, f.fatal) for f in survey(manifests, allowed)]
 
 
-POD = """
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web, labels: {a: b}, annotations: {x: y}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}, annotations: {checksum/config: abc}}
-    spec:
-      affinity: {}
-      containers:
-        - name: web
-          image: app
-          resources: {requests: {cpu: 1}, limits: {memory: 1Gi}}
-          EXTRA
-"""
+MANIFESTS = Path(__file__).parent / "manifests"
+POD = (MANIFESTS / "coverage-pod.yaml").read_text()
 
 
 def test_a_modelled_deployment_reports_only_the_accepted_fields() -> None:
@@ -43,15 +29,23 @@ def test_a_modelled_deployment_reports_only_the_accepted_fields() -> None:
     ("extra", "path"),
     [
         ("startupProbe: {grpc: {port: 1}}", "spec.template.spec.containers[0].startupProbe.grpc"),
-        ("lifecycle: {postStart: {exec: {command: [x]}}}", "spec.template.spec.containers[0].lifecycle.postStart"),
+        (
+            "lifecycle: {postStart: {exec: {command: [x]}}}",
+            "spec.template.spec.containers[0].lifecycle.postStart",
+        ),
         ("someNewField: true", "spec.template.spec.containers[0].someNewField"),
-        ("resources: {limits: {nvidia.com/gpu: 1}}", "spec.template.spec.containers[0].resources.limits.nvidia.com/gpu"),
+        (
+            "resources: {limits: {nvidia.com/gpu: 1}}",
+            "spec.template.spec.containers[0].resources.limits.nvidia.com/gpu",
+        ),
     ],
 )
 def test_an_unmodelled_field_is_fatal_and_named(extra: str, path: str) -> None:
     text = POD.replace("EXTRA", extra)
     if extra.startswith("resources"):
-        text = text.replace("          resources: {requests: {cpu: 1}, limits: {memory: 1Gi}}\n", "")
+        text = text.replace(
+            "          resources: {requests: {cpu: 1}, limits: {memory: 1Gi}}\n", ""
+        )
     assert ("Deployment/shop/web", path, True) in findings(text)
 
 
@@ -67,7 +61,10 @@ def test_an_unknown_kind_is_fatal_and_a_known_ignored_kind_is_listed() -> None:
         metadata: {name: web}
         spec: {minReplicas: 2}
     """)
-    assert result == [("CronJob/shop/nightly", "", True), ("HorizontalPodAutoscaler/shop/web", "", False)]
+    assert result == [
+        ("CronJob/shop/nightly", "", True),
+        ("HorizontalPodAutoscaler/shop/web", "", False),
+    ]
 
 
 def test_an_allowed_finding_is_downgraded() -> None:
@@ -92,5 +89,14 @@ def test_an_ingress_nginx_annotation_the_config_does_not_honour_is_fatal() -> No
         spec: {rules: []}
     """)
     assert result == [
-        ("Ingress/shop/edge", "metadata.annotations[nginx.ingress.kubernetes.io/rewrite-target]", True)
+        (
+            "Ingress/shop/edge",
+            "metadata.annotations[nginx.ingress.kubernetes.io/rewrite-target]",
+            True,
+        )
     ]
+
+
+def test_fields_md_lists_what_the_code_models() -> None:
+    fields = Path(__file__).parents[1] / "FIELDS.md"
+    assert fields.read_text().endswith(markdown_table()), "regenerate: shopstack-rehearse fields"

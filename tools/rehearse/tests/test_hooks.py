@@ -1,88 +1,16 @@
 """Helm's order: pre-install hooks by weight, each succeeding, then the workloads, then
 post-install hooks, and the test hooks last; failures stop the run naming the Job."""
 
+from pathlib import Path
+
 import pytest
 
 from shopstack_rehearse.engine import RehearsalError
 
 pytestmark = pytest.mark.rehearse
 
-RELEASE = """
-apiVersion: v1
-kind: Secret
-metadata:
-  name: generated
-  annotations: {helm.sh/hook: pre-install, helm.sh/hook-weight: "-10"}
-stringData: {token: from-a-hook}
----
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: migrate-second
-  annotations: {helm.sh/hook: "pre-install,pre-upgrade", helm.sh/hook-weight: "5", helm.sh/hook-delete-policy: "before-hook-creation,hook-succeeded"}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-        - name: migrate
-          image: APP_IMAGE
-          args: [exit, "0"]
-          env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: generated, key: token}}}]
----
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: migrate-first
-  annotations: {helm.sh/hook: pre-install, helm.sh/hook-weight: "-5"}
-spec:
-  template:
-    spec:
-      restartPolicy: Never
-      containers: [{name: migrate, image: APP_IMAGE, args: [exit, "0"]}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers:
-        - name: web
-          image: APP_IMAGE
-          readinessProbe: {httpGet: {path: /readyz, port: 8080}, periodSeconds: 1}
----
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: after
-  annotations: {helm.sh/hook: post-install}
-spec:
-  template:
-    spec:
-      restartPolicy: Never
-      containers: [{name: check, image: APP_IMAGE, args: [fetch, "http://web:8080/after"]}]
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: release-test
-  annotations: {helm.sh/hook: test}
-spec:
-  restartPolicy: Never
-  containers: [{name: check, image: APP_IMAGE, args: [fetch, "http://web.shop.svc.cluster.local:8080/readyz"]}]
-"""
+MANIFESTS = Path(__file__).parent / "manifests"
+RELEASE = (MANIFESTS / "hooks-release.yaml").read_text()
 
 
 def test_hooks_run_in_weight_order_around_the_workloads(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
@@ -98,24 +26,31 @@ def test_hooks_run_in_weight_order_around_the_workloads(rehearsal, render) -> No
     # post-install ran against a ready workload: its fetch through the Service succeeded.
     assert cluster.hook_runs[-1].outcome == "Job/shop/after: succeeded"
     tests = cluster.test(manifests)
-    assert [(run.ref, run.outcome) for run in tests] == [("Pod/shop/release-test", "Pod/shop/release-test: succeeded")]
+    assert [(run.ref, run.outcome) for run in tests] == [
+        ("Pod/shop/release-test", "Pod/shop/release-test: succeeded")
+    ]
 
 
-def test_a_failing_hook_is_retried_to_its_backoff_limit_and_stops_the_install(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
-    failing = RELEASE.replace('args: [exit, "0"]\n          env', 'args: [exit, "3"]\n          env').replace(
-        "backoffLimit: 0", "backoffLimit: 1"
-    )
+def test_a_failing_hook_is_retried_to_its_backoff_limit_and_stops_the_install(
+    rehearsal, render
+) -> None:  # type: ignore[no-untyped-def]
+    failing = RELEASE.replace(
+        'args: [exit, "0"]\n          env', 'args: [exit, "3"]\n          env'
+    ).replace("backoffLimit: 0", "backoffLimit: 1")
     cluster = rehearsal()
-    with pytest.raises(RehearsalError, match=r"pre-install hook Job/shop/migrate-second: failed 2 time\(s\), backoffLimit 1") as error:
+    with pytest.raises(
+        RehearsalError,
+        match=r"pre-install hook Job/shop/migrate-second: failed 2 time\(s\), backoffLimit 1",
+    ) as error:
         cluster.install(render(failing))
     assert "exiting 3" in str(error.value)
     assert cluster.controllers == {}  # nothing after the failed hook was created
 
 
 def test_a_hook_past_its_deadline_fails(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
-    slow = RELEASE.replace("  backoffLimit: 0\n", "  backoffLimit: 0\n  activeDeadlineSeconds: 2\n").replace(
-        "env: [{name: TOKEN,", "env: [{name: SLEEP, value: '60'}, {name: TOKEN,"
-    )
+    slow = RELEASE.replace(
+        "  backoffLimit: 0\n", "  backoffLimit: 0\n  activeDeadlineSeconds: 2\n"
+    ).replace("env: [{name: TOKEN,", "env: [{name: SLEEP, value: '60'}, {name: TOKEN,")
     cluster = rehearsal()
     with pytest.raises(RehearsalError, match=r"Job/shop/migrate-second: DeadlineExceeded"):
         cluster.install(render(slow))
@@ -123,12 +58,18 @@ def test_a_hook_past_its_deadline_fails(rehearsal, render) -> None:  # type: ign
 
 def test_a_hook_secret_deleted_on_success_is_gone_for_the_workloads(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
     deleted = RELEASE.replace(
-        'helm.sh/hook-weight: "-10"}', 'helm.sh/hook-weight: "-10", helm.sh/hook-delete-policy: hook-succeeded}'
+        'helm.sh/hook-weight: "-10"}',
+        'helm.sh/hook-weight: "-10", helm.sh/hook-delete-policy: hook-succeeded}',
     ).replace(
         "          readinessProbe: {httpGet: {path: /readyz, port: 8080}, periodSeconds: 1}\n",
         "          readinessProbe: {httpGet: {path: /readyz, port: 8080}, periodSeconds: 1}\n"
-        "          env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: generated, key: token}}}]\n",
+        "          env:\n"
+        "            - {name: TOKEN, valueFrom: {secretKeyRef: {name: generated, key: token}}}\n",
     )
     cluster = rehearsal()
-    with pytest.raises(RehearsalError, match=r"(?s)Deployment/shop/web pod web-\S+: .*env TOKEN: Secret shop/generated does not exist"):
+    with pytest.raises(
+        RehearsalError,
+        match=r"(?s)Deployment/shop/web pod web-\S+: "
+        r".*env TOKEN: Secret shop/generated does not exist",
+    ):
         cluster.install(render(deleted))

@@ -28,21 +28,32 @@ def test_ingress_path_types_become_locations_with_the_annotations() -> None:
         kind: Ingress
         metadata:
           name: edge
-          annotations: {nginx.ingress.kubernetes.io/proxy-body-size: 8m, nginx.ingress.kubernetes.io/proxy-read-timeout: "30"}
+          annotations:
+            nginx.ingress.kubernetes.io/proxy-body-size: 8m
+            nginx.ingress.kubernetes.io/proxy-read-timeout: "30"
         spec:
           rules:
             - host: shop.example
               http:
                 paths:
-                  - {path: /api, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
-                  - {path: /docs, pathType: Exact, backend: {service: {name: docs, port: {number: 80}}}}
-                  - {path: /raw, pathType: ImplementationSpecific, backend: {service: {name: web, port: {number: 80}}}}
+                  - path: /api
+                    pathType: Prefix
+                    backend: {service: {name: web, port: {number: 80}}}
+                  - path: /docs
+                    pathType: Exact
+                    backend: {service: {name: docs, port: {number: 80}}}
+                  - path: /raw
+                    pathType: ImplementationSpecific
+                    backend: {service: {name: web, port: {number: 80}}}
     """)
     assert "server_name shop.example;" in text
-    assert "location = /api {" in text and "location /api/ {" in text
-    assert "location = /docs {" in text and "location /docs/" not in text
+    assert "location = /api {" in text
+    assert "location /api/ {" in text
+    assert "location = /docs {" in text
+    assert "location /docs/" not in text
     assert "location /raw {" in text
-    assert "client_max_body_size 8m;" in text and "proxy_read_timeout 30s;" in text
+    assert "client_max_body_size 8m;" in text
+    assert "proxy_read_timeout 30s;" in text
     # Nothing routes "/" on that host, nor anything on any other host: 404 problem+json.
     assert text.count("return 404") == 2
     assert "application/problem+json" in text
@@ -67,8 +78,11 @@ def test_http_route_with_weights_timeouts_and_a_client_settings_policy() -> None
           targetRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: edge}
           body: {maxSize: 2m}
     """)
-    assert "server 10.0.0.100:80 weight=3;" in text and "server 10.0.0.101:80 weight=1;" in text
-    assert "proxy_read_timeout 20s;" in text and "client_max_body_size 2m;" in text
+    assert "server 10.0.0.100:80 weight=3;" in text
+    assert "server 10.0.0.101:80 weight=1;" in text
+    assert "proxy_read_timeout 20s;" in text
+    assert "client_max_body_size 2m;" in text
     # The default server (every other host) routes nothing.
     default = text.split("server_name _;")[1].split("server {")[0]
-    assert "return 404" in default and "proxy_pass" not in default
+    assert "return 404" in default
+    assert "proxy_pass" not in default

@@ -1,46 +1,17 @@
 """Probes as the kubelet runs them, and the stop sequence."""
 
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 pytestmark = pytest.mark.rehearse
 
-PROBED = """
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 8080, targetPort: 8080}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-        - name: web
-          image: APP_IMAGE
-          ports: [{name: http, containerPort: 8080}]
-          startupProbe: {tcpSocket: {port: http}, periodSeconds: 1, failureThreshold: 30}
-          livenessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1, failureThreshold: 2}
-          readinessProbe: {httpGet: {path: /readyz, port: 8080}, periodSeconds: 1, failureThreshold: 1}
-        - name: side
-          image: APP_IMAGE
-          args: [serve, "8081"]
-          volumeMounts: [{name: flags, mountPath: /flags}]
-          readinessProbe:
-            exec: {command: [python3, -c, "import os, sys; sys.exit(not os.path.exists('/flags/ok'))"]}
-            periodSeconds: 1
-      volumes: [{name: flags, emptyDir: {}}]
-"""
+MANIFESTS = Path(__file__).parent / "manifests"
+PROBED = (MANIFESTS / "probes-probed.yaml").read_text()
+# The same pod whose web container ignores SIGTERM, each container with a preStop hook.
+STUBBORN = (MANIFESTS / "probes-stubborn.yaml").read_text()
 
 
 def wait_for(condition, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
@@ -56,13 +27,16 @@ def through_service(cluster, app_image: str) -> tuple[int | None, str]:  # type:
     )
 
 
-def test_readiness_gates_the_service_and_liveness_restarts_in_place(rehearsal, render, app_image) -> None:  # type: ignore[no-untyped-def]
+def test_readiness_gates_the_service_and_liveness_restarts_in_place(
+    rehearsal, render, app_image
+) -> None:  # type: ignore[no-untyped-def]
     cluster = rehearsal(timeout=5)
     with pytest.raises(Exception, match="timed out after 5s waiting for Deployment/shop/web"):
         cluster.install(render(PROBED))
     (pod,) = cluster.pods("Deployment/shop/web")
     web, side = pod.containers
-    assert web.ready and not side.ready
+    assert web.ready
+    assert not side.ready
     assert "exec python3" in side.last_probe
     # The exec probe passes once the file exists, written through the shared emptyDir.
     assert httpx.get(f"http://{pod.ip}:8081/write?path=/flags/ok").text == "written"
@@ -75,7 +49,8 @@ def test_readiness_gates_the_service_and_liveness_restarts_in_place(rehearsal, r
     httpx.get(f"http://{pod.ip}:8080/unready")
     wait_for(lambda: not pod.ready)
     code, log = through_service(cluster, app_image)
-    assert code == 1 and "Connection refused" in log, log
+    assert code == 1, log
+    assert "Connection refused" in log, log
     httpx.get(f"http://{pod.ip}:8080/ready")
     wait_for(lambda: pod.ready)
     assert through_service(cluster, app_image)[0] == 0
@@ -89,29 +64,25 @@ def test_readiness_gates_the_service_and_liveness_restarts_in_place(rehearsal, r
     assert (pod.ip, cluster.pods("Deployment/shop/web")) == (ip, [pod])
 
 
-def test_stop_runs_pre_stop_then_sigterm_then_sigkill_after_the_grace_period(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
-    stubborn = PROBED.replace(
-        "          ports: [{name: http, containerPort: 8080}]\n",
-        "          ports: [{name: http, containerPort: 8080}]\n"
-        "          env: [{name: IGNORE_TERM, value: '1'}]\n"
-        "          lifecycle: {preStop: {sleep: {seconds: 1}}}\n",
-        1,
-    ).replace(
-        "          args: [serve, \"8081\"]\n",
-        "          args: [serve, \"8081\"]\n"
-        "          lifecycle: {preStop: {exec: {command: [sh, -c, 'echo drained > /proc/1/fd/1']}}}\n",
-    ).replace("readinessProbe:\n            exec", "livenessProbe:\n            exec")
+def test_stop_runs_pre_stop_then_sigterm_then_sigkill_after_the_grace_period(
+    rehearsal, render
+) -> None:  # type: ignore[no-untyped-def]
     cluster = rehearsal()
-    cluster.install(render(stubborn.replace("periodSeconds: 1\n      volumes", "periodSeconds: 1\n            initialDelaySeconds: 60\n      volumes")))
+    cluster.install(render(STUBBORN))
     (pod,) = cluster.pods("Deployment/shop/web")
     pod.delete()
     web, side = pod.containers
-    assert [e.split(" (")[0] for e in web.events[-3:]] == ["preStop", "killed with SIGKILL after 2s", "stopped: pod deleted"]
+    assert [e.split(" (")[0] for e in web.events[-3:]] == [
+        "preStop",
+        "killed with SIGKILL after 2s",
+        "stopped: pod deleted",
+    ]
     assert "got SIGTERM" in web.last_logs
     assert [e.split(" (")[0] for e in side.events[-2:]] == ["preStop", "stopped: pod deleted"]
     assert "exit 0" in side.events[-2]
     assert not any("SIGKILL" in e for e in side.events)
-    assert "drained" in side.last_logs and "got SIGTERM" in side.last_logs
+    assert "drained" in side.last_logs
+    assert "got SIGTERM" in side.last_logs
     # The Deployment replaces the deleted pod.
     cluster.wait_settled()
     assert [p.name for p in cluster.pods("Deployment/shop/web")] != [pod.name]

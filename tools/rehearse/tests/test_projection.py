@@ -9,7 +9,9 @@ from shopstack_rehearse.projection import ProjectionError, files_for, write_atom
 
 
 def test_items_modes_and_the_atomic_layout(tmp_path: Path) -> None:
-    files = files_for({"a.pem": b"A", "b": b"B"}, [{"key": "a.pem", "path": "keys/a.pem", "mode": 0o400}], 0o644)
+    files = files_for(
+        {"a.pem": b"A", "b": b"B"}, [{"key": "a.pem", "path": "keys/a.pem", "mode": 0o400}], 0o644
+    )
     write_atomically(tmp_path, files, fs_group=None)
     assert (tmp_path / "..data").is_symlink()
     assert os.readlink(tmp_path / "keys") == "..data/keys"

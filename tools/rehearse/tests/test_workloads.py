@@ -2,78 +2,15 @@
 working dir, security context, volumes with modes and fsGroup, limits; and Services."""
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
 
 pytestmark = pytest.mark.rehearse
 
-WEB = """
-apiVersion: v1
-kind: Secret
-metadata: {name: creds}
-stringData: {password: hunter2, signing.pem: PRIVATE}
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: settings}
-data: {GREETING: hello, LEVEL: debug}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 80, targetPort: http}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 3
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      securityContext: {runAsNonRoot: true, fsGroup: 2000, supplementalGroups: [3000]}
-      containers:
-        - name: web
-          image: APP_IMAGE
-          command: [python3, /app/app.py]
-          args: [serve, "$(PORT)"]
-          workingDir: /tmp
-          ports: [{name: http, containerPort: 8080}]
-          env:
-            - {name: PORT, value: "8080"}
-            - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
-            - {name: LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: LEVEL}}}
-            - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
-            - {name: POD_NAMESPACE, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
-            - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
-            - {name: WHERE, value: "$(POD_NAME)@$(POD_IP)"}
-            - {name: OPTIONAL, valueFrom: {secretKeyRef: {name: creds, key: absent, optional: true}}}
-          envFrom: [{configMapRef: {name: settings}, prefix: CFG_}]
-          readinessProbe: {httpGet: {path: /readyz, port: http}, periodSeconds: 1}
-          securityContext:
-            runAsUser: 10001
-            runAsGroup: 10001
-            readOnlyRootFilesystem: true
-            allowPrivilegeEscalation: false
-            capabilities: {drop: [ALL]}
-          resources: {limits: {memory: 96Mi, cpu: 500m}}
-          volumeMounts:
-            - {name: keys, mountPath: /keys}
-            - {name: tmp, mountPath: /tmp}
-            - {name: settings, mountPath: /etc/settings.conf, subPath: GREETING}
-      volumes:
-        - name: keys
-          secret:
-            secretName: creds
-            defaultMode: 0400
-            items: [{key: signing.pem, path: signing.pem}, {key: password, path: sub/password, mode: 0440}]
-        - {name: tmp, emptyDir: {sizeLimit: 8Mi}}
-        - {name: settings, configMap: {name: settings}}
-"""
+MANIFESTS = Path(__file__).parent / "manifests"
+WEB = (MANIFESTS / "workloads-web.yaml").read_text()
 
 
 def get(ip: str, path: str) -> httpx.Response:
@@ -89,11 +26,27 @@ def test_a_deployment_runs_as_its_manifest_says(rehearsal, render, app_image) ->
     pod = pods[0]
     ip = pod.ip
 
-    env = {name: get(ip, f"/env/{name}").text for name in ("PASSWORD", "LEVEL", "CFG_GREETING", "POD_NAME", "POD_NAMESPACE", "POD_IP", "WHERE")}
+    env = {
+        name: get(ip, f"/env/{name}").text
+        for name in (
+            "PASSWORD",
+            "LEVEL",
+            "CFG_GREETING",
+            "POD_NAME",
+            "POD_NAMESPACE",
+            "POD_IP",
+            "WHERE",
+        )
+    }
     assert env == {
-        "PASSWORD": "hunter2", "LEVEL": "debug", "CFG_GREETING": "hello", "POD_NAME": pod.name,
-        "POD_NAMESPACE": "shop", "POD_IP": ip, "WHERE": f"{pod.name}@{ip}",
-    }  # fmt: skip
+        "PASSWORD": "hunter2",
+        "LEVEL": "debug",
+        "CFG_GREETING": "hello",
+        "POD_NAME": pod.name,
+        "POD_NAMESPACE": "shop",
+        "POD_IP": ip,
+        "WHERE": f"{pod.name}@{ip}",
+    }
     assert get(ip, "/env/OPTIONAL").status_code == 404
 
     identity = json.loads(get(ip, "/id").text)
@@ -102,7 +55,7 @@ def test_a_deployment_runs_as_its_manifest_says(rehearsal, render, app_image) ->
     assert identity["NoNewPrivs"] == "1"
     assert int(identity["CapEff"], 16) == 0
     assert identity["hostname"] == pod.name
-    assert identity["cwd"] == "/tmp"
+    assert identity["cwd"] == "/tmp"  # noqa: S108 - the container's workingDir
     assert get(ip, "/memory").text == str(96 * 2**20)
 
     # Read-only root, a writable emptyDir; the 0400 key is readable through fsGroup.
@@ -117,7 +70,9 @@ def test_a_deployment_runs_as_its_manifest_says(rehearsal, render, app_image) ->
     # The Service: DNS names of the cluster, port 80 to the pods' named port 8080.
     for name in ("web", "web.shop", "web.shop.svc", "web.shop.svc.cluster.local"):
         code, log = cluster.run_pod(
-            f"client-{name.count('.')}", image=app_image, command=["python3", "/app/app.py", "fetch", f"http://{name}/hello"]
+            f"client-{name.count('.')}",
+            image=app_image,
+            command=["python3", "/app/app.py", "fetch", f"http://{name}/hello"],
         )
         assert code == 0, log
         assert log.split(" ")[1].startswith("web-"), log
@@ -127,6 +82,8 @@ def test_a_missing_image_is_refused_before_anything_starts(rehearsal, render) ->
     from shopstack_rehearse.engine import RehearsalError
 
     cluster = rehearsal()
-    with pytest.raises(RehearsalError, match=r"Deployment/shop/web container 'web': image 'shopstack/nowhere:1'"):
+    with pytest.raises(
+        RehearsalError, match=r"Deployment/shop/web container 'web': image 'shopstack/nowhere:1'"
+    ):
         cluster.install(render(WEB.replace("APP_IMAGE", "shopstack/nowhere:1")))
     assert cluster.pods() == []

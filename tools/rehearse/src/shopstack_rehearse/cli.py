@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from shopstack_rehearse.coverage import Finding, survey
+from shopstack_rehearse.coverage import Finding, markdown_table, survey
 from shopstack_rehearse.engine import ImageMap, RehearsalError
 from shopstack_rehearse.manifests import ManifestError, Manifests, parse_stream
 from shopstack_rehearse.pods import KubeletSettings
@@ -66,7 +66,7 @@ def load(args: argparse.Namespace) -> tuple[Manifests, Manifests]:
     try:
         manifests = parse_stream(render(args), args.namespace)
         existing = Manifests()
-        for path in args.existing:
+        for path in getattr(args, "existing", []):
             existing.objects += parse_stream(Path(path).read_text(), args.namespace).objects
     except ManifestError as error:
         raise RehearsalError(str(error)) from error
@@ -119,9 +119,8 @@ def run(args: argparse.Namespace) -> int:
         for hook in rehearsal.hook_runs:
             print(f"  {hook.phase:12} {hook.ref}: {hook.outcome} ({hook.seconds:.1f}s)")
         for pod in rehearsal.pods():
-            print(
-                f"  pod {pod.namespace}/{pod.name} {pod.ip} ready={pod.ready} restarts={pod.restarts}"
-            )
+            state = f"ready={pod.ready} restarts={pod.restarts}"
+            print(f"  pod {pod.namespace}/{pod.name} {pod.ip} {state}")
         for note in rehearsal.notes:
             print(f"  note: {note}")
         if rehearsal.nginx is not None:
@@ -153,14 +152,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.add_argument("--helm", help="the helm binary")
         command.add_argument("--release", default="shopstack")
         command.add_argument("--namespace", "-n", default="shopstack")
-        command.add_argument("--allow-unmodelled", action="append", default=[], metavar="NAME",
-                             help="downgrade a fatal finding (a kind, or a field path) to accepted")  # fmt: skip
+        command.add_argument(
+            "--allow-unmodelled",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="downgrade a fatal finding (a kind, or a field path) to accepted",
+        )
         if name == "survey":
             continue
-        command.add_argument("--existing", action="append", default=[], metavar="FILE",
-                             help="objects that exist before the install, e.g. Secrets a production release names")  # fmt: skip
-        command.add_argument("--image", action="append", default=[], metavar="FROM=TO",
-                             help="use a local image for a rendered one (PREFIX*=TO* maps a prefix)")  # fmt: skip
+        command.add_argument(
+            "--existing",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="objects that exist before the install, e.g. Secrets a production release names",
+        )
+        command.add_argument(
+            "--image",
+            action="append",
+            default=[],
+            metavar="FROM=TO",
+            help="use a local image for a rendered one (PREFIX*=TO* maps a prefix)",
+        )
         command.add_argument(
             "--max-replicas", type=int, default=2, help="run at most this many pods per workload"
         )
@@ -186,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--skip-tests", action="store_true", help="do not run the helm test hooks"
         )
         command.add_argument("--keep", action="store_true", help="keep running until Ctrl-C")
+    commands.add_parser("fields", help="print every field the rehearsal models or refuses")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="rehearse: %(message)s")
 
@@ -194,6 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, interrupted)
     try:
+        if args.command == "fields":
+            print(markdown_table(), end="")
+            return 0
         if args.command == "survey":
             manifests, _ = load(args)
             findings = survey(manifests, args.allow_unmodelled)

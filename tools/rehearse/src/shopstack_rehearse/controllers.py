@@ -52,7 +52,8 @@ class WorkloadController:
     def capped_note(self) -> str | None:
         wanted = int(self.obj.spec.get("replicas", 1))
         if wanted > self.max_replicas:
-            return f"{self.obj.ref}: {wanted} replicas rendered, {self.max_replicas} run (--max-replicas)"
+            run = self.max_replicas
+            return f"{self.obj.ref}: {wanted} replicas rendered, {run} run (--max-replicas)"
         return None
 
     @property
@@ -104,9 +105,13 @@ class WorkloadController:
         metadata = self.template.get("metadata") or {}
         extra.setdefault("spec", self.template.get("spec") or {})
         pod = self.make_pod(
-            owner=self.obj.ref, name=name, namespace=self.obj.namespace,
-            labels=metadata.get("labels") or {}, annotations=metadata.get("annotations") or {}, **extra,
-        )  # fmt: skip
+            owner=self.obj.ref,
+            name=name,
+            namespace=self.obj.namespace,
+            labels=metadata.get("labels") or {},
+            annotations=metadata.get("annotations") or {},
+            **extra,
+        )
         pod.revision = self.revision
         self.pods.append(pod)
         pod.start()
@@ -184,9 +189,13 @@ class StatefulSetController(WorkloadController):
     def settled(self) -> bool:
         pods = self._by_ordinal()
         partition = self._partition()
-        return not self.draining() and len(pods) == self.desired and all(
-            self.available(pods[i]) and (i < partition or pods[i].revision == self.revision)
-            for i in range(self.desired)
+        return (
+            not self.draining()
+            and len(pods) == self.desired
+            and all(
+                self.available(pods[i]) and (i < partition or pods[i].revision == self.revision)
+                for i in range(self.desired)
+            )
         )
 
     def _partition(self) -> int:
@@ -195,33 +204,40 @@ class StatefulSetController(WorkloadController):
 
     def reconcile(self) -> None:
         pods = self._by_ordinal()
-        parallel = self.obj.spec.get("podManagementPolicy") == "Parallel"
         terminating = [p for p in self.pods if p.terminating and not p.deleted.is_set()]
+        if self._scale(pods, terminating) or terminating:
+            return
+        strategy = (self.obj.spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
+        if strategy == "RollingUpdate" and all(self.available(p) for p in pods.values()):
+            # One pod at a time, from the highest ordinal down to the partition.
+            for ordinal in range(self.desired - 1, self._partition() - 1, -1):
+                stale = pods.get(ordinal)
+                if stale is not None and stale.revision != self.revision:
+                    stale.delete(wait=False)
+                    return
+
+    def _scale(self, pods: dict[int, Pod], terminating: list[Pod]) -> bool:
+        """Create missing ordinals (in order, each after the one before is ready, unless
+        Parallel) and remove extra ones from the top; True while that is under way."""
+        parallel = self.obj.spec.get("podManagementPolicy") == "Parallel"
         for ordinal in range(self.desired):
             if ordinal in pods:
                 if not parallel and not self.available(pods[ordinal]):
-                    return
+                    return True
                 continue
             # A replacement waits for its predecessor of the same name to be gone.
             if any(p.ordinal == ordinal for p in terminating):
-                return
+                return True
             self._spawn_ordinal(ordinal)
             if not parallel:
-                return
-        for ordinal, pod in sorted(pods.items(), reverse=True):
-            if ordinal >= self.desired:
-                pod.delete(wait=False)
-                return
-        strategy = (self.obj.spec.get("updateStrategy") or {}).get("type", "RollingUpdate")
-        if strategy != "RollingUpdate" or terminating:
-            return
-        if not all(self.available(p) for p in pods.values()):
-            return
-        for ordinal in range(self.desired - 1, self._partition() - 1, -1):
-            pod = pods.get(ordinal)
-            if pod is not None and pod.revision != self.revision:
-                pod.delete(wait=False)
-                return
+                return True
+        extra = [
+            pod for ordinal, pod in sorted(pods.items(), reverse=True) if ordinal >= self.desired
+        ]
+        if extra:
+            extra[0].delete(wait=False)
+            return True
+        return False
 
     def _spawn_ordinal(self, ordinal: int) -> None:
         """Pod ``<name>-<ordinal>`` with a claim per template, ``<template>-<pod>``, as a
@@ -273,8 +289,14 @@ def run_job(
     while True:
         name = obj.name if obj.kind == "Pod" else f"{obj.name}-{secrets.token_hex(3)[:5]}"
         labels = {**(metadata.get("labels") or {}), "job-name": obj.name}
-        pod = make_pod(owner=obj.ref, name=name, namespace=obj.namespace, labels=labels,
-                       annotations=metadata.get("annotations") or {}, spec=spec)  # fmt: skip
+        pod = make_pod(
+            owner=obj.ref,
+            name=name,
+            namespace=obj.namespace,
+            labels=labels,
+            annotations=metadata.get("annotations") or {},
+            spec=spec,
+        )
         pod.start()
         while not pod.wait_finished(0.5):
             if deadline is not None and time.monotonic() > deadline:

@@ -243,7 +243,7 @@ KINDS: dict[str, Tree] = {
             "rollingUpdate": {"maxSurge": MODELLED, "maxUnavailable": MODELLED},
         },
         "minReadySeconds": MODELLED,
-        "progressDeadlineSeconds": MODELLED,
+        "progressDeadlineSeconds": Ignored("the rehearsal's --timeout bounds every rollout"),
         "revisionHistoryLimit": Ignored("old ReplicaSets are not kept"),
         "paused": Fatal("paused rollouts are not modelled"),
     },
@@ -307,7 +307,7 @@ KINDS: dict[str, Tree] = {
         "clusterIP": MODELLED,
         "clusterIPs": Ignored("the rehearsal assigns the Service address"),
         "publishNotReadyAddresses": MODELLED,
-        "sessionAffinity": MODELLED,
+        "sessionAffinity": Ignored("new connections go to a ready endpoint at random"),
         "sessionAffinityConfig": Ignored("client-IP affinity has no timeout here"),
         "internalTrafficPolicy": Ignored("one node: every policy is Local and Cluster at once"),
         "externalTrafficPolicy": Ignored("one node: every policy is Local and Cluster at once"),
@@ -454,11 +454,11 @@ def survey(manifests: Manifests, allowed: Iterable[str] = ()) -> list[Finding]:
     for obj in manifests.objects:
         findings.extend(_survey_object(obj))
     result = []
-    for finding in findings:
+    for found in findings:
+        finding = found
         if finding.fatal and (
             finding.path in accepted
-            or finding.ref.split("/")[0] in accepted
-            and not finding.path
+            or (finding.ref.split("/")[0] in accepted and not finding.path)
             or f"{finding.ref} {finding.path}" in accepted
         ):
             finding = Finding(finding.ref, finding.path, finding.reason + " (allowed)", False)
@@ -486,9 +486,13 @@ def _survey_object(obj: KubeObject) -> list[Finding]:
                 short = name.removeprefix(INGRESS_NGINX_PREFIX)
                 if short not in INGRESS_ANNOTATIONS:
                     findings.append(
-                        Finding(obj.ref, f"metadata.annotations[{name}]",
-                                "ingress-nginx annotation not modelled", fatal=True)
-                    )  # fmt: skip
+                        Finding(
+                            obj.ref,
+                            f"metadata.annotations[{name}]",
+                            "ingress-nginx annotation not modelled",
+                            fatal=True,
+                        )
+                    )
     return findings
 
 
@@ -516,3 +520,39 @@ def _walk(ref: str, path: str, value: Any, tree: Any) -> list[Finding]:
         else:
             findings.extend(_walk(ref, child_path, child, sub))
     return findings
+
+
+def field_table() -> list[tuple[str, str, str, str]]:
+    """Every field the tree names: (kind, path, "modelled" | "accepted" | "fatal", reason).
+    Fields it does not name are fatal too."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def walk(kind: str, path: str, tree: Any) -> None:
+        if tree is MODELLED or tree is ANY:
+            rows.append((kind, path, "modelled", ""))
+        elif isinstance(tree, Ignored):
+            rows.append((kind, path, "accepted", tree.reason))
+        elif isinstance(tree, Fatal):
+            rows.append((kind, path, "fatal", tree.reason))
+        elif isinstance(tree, dict):
+            for key, sub in tree.items():
+                walk(kind, f"{path}.{key}" if path else key, sub)
+
+    for kind, tree in KINDS.items():
+        if kind in FREE_TOP_LEVEL:
+            rows.append((kind, "(all)", "modelled", "data and labels"))
+            continue
+        walk(kind, "spec", tree)
+    for kind, reason in IGNORED_KINDS.items():
+        rows.append((kind, "(kind)", "accepted", reason))
+    return rows
+
+
+def markdown_table() -> str:
+    """The field table as README markdown, pod template fields once (under Pod)."""
+    lines = ["| kind | field | status | note |", "| --- | --- | --- | --- |"]
+    for kind, path, status, reason in field_table():
+        if kind in {"Deployment", "StatefulSet", "Job"} and path.startswith("spec.template.spec."):
+            continue
+        lines.append(f"| {kind} | `{path}` | {status} | {reason} |")
+    return "\n".join(lines) + "\n"

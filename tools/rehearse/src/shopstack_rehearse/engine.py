@@ -8,6 +8,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import tarfile
 import threading
 import time
@@ -35,8 +36,10 @@ class EngineMissingError(RehearsalError):
 class ImageMap:
     """Rendered image references mapped to locally built tags (no registry here).
 
-    ``FROM=TO`` maps one reference; ``PREFIX*=TO*`` maps every reference starting with
-    PREFIX, keeping the rest (``registry.example.com/*=*``)."""
+    ``FROM=TO`` maps one reference. Each ``*`` in FROM matches any text, and each ``*`` in
+    TO is replaced by what the ``*`` in the same place matched:
+    ``shopstack/*:*=shopstack/*:dev`` runs every shopstack image from its ``:dev`` build.
+    The first rule that matches wins."""
 
     rules: tuple[tuple[str, str], ...] = ()
 
@@ -47,16 +50,19 @@ class ImageMap:
             source, sep, target = pair.partition("=")
             if not sep or not source or not target:
                 raise RehearsalError(f"--image {pair!r}: expected FROM=TO")
+            if target.count("*") > source.count("*"):
+                raise RehearsalError(f"--image {pair!r}: TO has more * than FROM")
             rules.append((source, target))
         return cls(tuple(rules))
 
     def resolve(self, image: str) -> str:
         for source, target in self.rules:
-            if source.endswith("*") and image.startswith(source[:-1]):
-                rest = image[len(source) - 1 :]
-                return target[:-1] + rest if target.endswith("*") else target
-            if image == source:
-                return target
+            pattern = "(.*?)".join(re.escape(part) for part in source.split("*"))
+            match = re.fullmatch(pattern, image)
+            if match:
+                parts = target.split("*")
+                captured = [*match.groups()]
+                return parts[0] + "".join(captured[i] + part for i, part in enumerate(parts[1:]))
         return image
 
 
@@ -118,9 +124,13 @@ def infra_image(client: Any, base: str) -> str:
     log.info("building %s from %s (once)", tag, base)
     try:
         client.images.build(
-            fileobj=context, custom_context=True, tag=tag, buildargs={"BASE_IMAGE": base},
-            rm=True, forcerm=True,
-        )  # fmt: skip
+            fileobj=context,
+            custom_context=True,
+            tag=tag,
+            buildargs={"BASE_IMAGE": base},
+            rm=True,
+            forcerm=True,
+        )
     except Exception as error:
         raise RehearsalError(f"could not build the rehearsal image {tag}: {error}") from error
     return tag

@@ -80,8 +80,11 @@ def ingress_settings(obj: KubeObject) -> Settings:
         if not re.fullmatch(r"\d+[kKmMgG]?", size):
             raise ManifestError(f"{obj.ref}: proxy-body-size {size!r} is not an NGINX size")
         settings.body_size = size
-    for name, attribute in (("proxy-read-timeout", "read_timeout"), ("proxy-send-timeout", "send_timeout"),
-                            ("proxy-connect-timeout", "connect_timeout")):  # fmt: skip
+    for name, attribute in (
+        ("proxy-read-timeout", "read_timeout"),
+        ("proxy-send-timeout", "send_timeout"),
+        ("proxy-connect-timeout", "connect_timeout"),
+    ):
         if (value := get(name)) is not None:
             setattr(settings, attribute, _seconds(value, f"{obj.ref} {name}"))
     if (value := get("proxy-request-buffering")) is not None:
@@ -187,6 +190,10 @@ def from_http_route(
                     routes.add(host, Location(location, upstreams, settings, obj.ref))
 
 
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
 def render(routes: Routes, listen: int = 80) -> str:
     upstream_blocks: list[str] = []
     names: dict[tuple[tuple[str, int], ...], str] = {}
@@ -217,8 +224,8 @@ def render(routes: Routes, listen: int = 80) -> str:
                     f"      proxy_read_timeout {settings.read_timeout};\n"
                     f"      proxy_send_timeout {settings.send_timeout};\n"
                     f"      proxy_connect_timeout {settings.connect_timeout};\n"
-                    f"      proxy_request_buffering {'on' if settings.request_buffering else 'off'};\n"
-                    f"      proxy_buffering {'on' if settings.buffering else 'off'};\n"
+                    f"      proxy_request_buffering {_on(settings.request_buffering)};\n"
+                    f"      proxy_buffering {_on(settings.buffering)};\n"
                 )
             text += f"    # {location.source}\n    location {match} {{\n{body}    }}\n"
         if "/" not in entries:
@@ -230,9 +237,8 @@ def render(routes: Routes, listen: int = 80) -> str:
 
     servers = []
     every_host = routes.hosts.get("", {})
-    servers.append(
-        f"  server {{\n    listen {listen} default_server;\n    server_name _;\n{locations(every_host)}  }}\n"
-    )
+    default = f"    listen {listen} default_server;\n    server_name _;\n"
+    servers.append(f"  server {{\n{default}{locations(every_host)}  }}\n")
     for host, entries in sorted(routes.hosts.items()):
         if not host:
             continue
@@ -246,7 +252,7 @@ def render(routes: Routes, listen: int = 80) -> str:
         "error_log stderr notice;\n"
         "events { worker_connections 1024; }\n"
         "http {\n"
-        '  log_format main \'$remote_addr "$host" "$request" $status $body_bytes_sent $request_time\';\n'
+        '  log_format main \'$remote_addr "$host" "$request" $status $request_time\';\n'
         "  access_log /dev/stdout main;\n"
         "  client_body_temp_path /tmp/client_body;\n"
         "  proxy_temp_path /tmp/proxy;\n"

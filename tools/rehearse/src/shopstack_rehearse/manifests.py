@@ -151,16 +151,16 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
         operator = expression["operator"]
         values = {str(v) for v in expression.get("values") or []}
         present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-        if operator not in {"In", "NotIn", "Exists", "DoesNotExist"}:
+        holds = {
+            "In": present and labels.get(key) in values,
+            "NotIn": not (present and labels.get(key) in values),
+            "Exists": present,
+            "DoesNotExist": not present,
+        }
+        if operator not in holds:
             raise ManifestError(f"label selector operator {operator!r} is not one Kubernetes has")
+        if not holds[operator]:
+            return False
     return True
 
 

@@ -29,6 +29,8 @@ from shopstack_rehearse.manifests import KubeObject, selector_matches
 DNS_ADDRESS = "127.0.0.11"
 DNS_NAMESPACE = "kube-system"
 DNS_LABELS = {"k8s-app": "kube-dns"}
+DNS_KEY = "kube-dns"
+DNS_PORT_NAMES = {"dns": 53, "dns-tcp": 53}
 
 
 class PolicyError(ValueError):
@@ -167,7 +169,7 @@ def _peers(
     if not entries:
         return None
     peers: list[Peer] = []
-    virtual_dns = PodAddress("kube-dns", DNS_NAMESPACE, DNS_LABELS, DNS_ADDRESS)
+    virtual_dns = PodAddress(DNS_KEY, DNS_NAMESPACE, DNS_LABELS, DNS_ADDRESS)
     for entry in entries:
         if "ipBlock" in entry:
             block = entry["ipBlock"]
@@ -225,8 +227,8 @@ def _port_matches(
                     f"{policy.ref}: named port {port!r} towards an address block cannot be "
                     "resolved (only pods have named ports)"
                 )
-            if owner.key == "kube-dns":
-                number = {"dns": 53, "dns-tcp": 53}.get(port)
+            if owner.key == DNS_KEY:
+                number = DNS_PORT_NAMES.get(port)
                 if number is None:
                     continue
             elif port not in owner.named_ports or owner.named_ports[port][1] != protocol:
@@ -241,92 +243,90 @@ def _port_matches(
     return matches
 
 
-def _address(flag: str, peer: Peer | None) -> str:
-    return f" {flag} {peer.cidr}" if peer else ""
+CONNTRACK = "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+DENY = ["-p tcp -j REJECT --reject-with tcp-reset", "-j REJECT"]
 
 
-def policy_rules(cluster: Cluster, pod: PodAddress) -> list[str]:
-    """The filter rules of one pod: RH-IN and RH-OUT, with one chain per address block that
-    has exceptions."""
-    rules: list[str] = []
-    chains: list[str] = []
-    counter = 0
+@dataclass
+class _Chains:
+    """The filter rules of one pod, with a chain per address block that has exceptions."""
 
-    def admit(chain: str, flag: str, peer: Peer | None, ports: list[str] | None) -> None:
-        nonlocal counter
+    rules: list[str] = field(default_factory=list)
+    blocks: list[str] = field(default_factory=list)
+
+    def add(self, line: str) -> None:
+        self.rules.append(line)
+
+    def admit(self, chain: str, flag: str, peer: Peer | None, ports: list[str] | None) -> None:
         port_list = [""] if ports is None else [f" {p}" for p in ports]
+        address = f" {flag} {peer.cidr}" if peer else ""
         if peer is not None and peer.excepts:
-            counter += 1
-            sub = f"RH-B{counter}"
-            chains.append(sub)
-            rules.append(f"-A {chain}{_address(flag, peer)} -j {sub}")
+            block = f"RH-B{len(self.blocks) + 1}"
+            self.blocks.append(block)
+            self.add(f"-A {chain}{address} -j {block}")
             for excluded in peer.excepts:
-                rules.append(f"-A {sub} {flag} {excluded} -j RETURN")
+                self.add(f"-A {block} {flag} {excluded} -j RETURN")
             for port in port_list:
-                rules.append(f"-A {sub}{port} -j ACCEPT")
+                self.add(f"-A {block}{port} -j ACCEPT")
             return
         for port in port_list:
-            rules.append(f"-A {chain}{_address(flag, peer)}{port} -j ACCEPT")
+            self.add(f"-A {chain}{address}{port} -j ACCEPT")
 
-    rules.append("-A RH-IN -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
-    rules.append("-A RH-IN -i lo -j ACCEPT")
-    rules.append(f"-A RH-IN -s {cluster.node_ip}/32 -j ACCEPT")
-    ingress = selecting(cluster, pod, "Ingress")
-    if ingress:
-        for policy in ingress:
-            for rule in policy.spec.get("ingress") or []:
-                peers = _peers(cluster, policy, rule.get("from"))
-                ports = _port_matches(policy, rule.get("ports"), pod)
+
+def _ingress(cluster: Cluster, pod: PodAddress, chains: _Chains) -> None:
+    chains.add(f"-A RH-IN {CONNTRACK}")
+    chains.add("-A RH-IN -i lo -j ACCEPT")
+    chains.add(f"-A RH-IN -s {cluster.node_ip}/32 -j ACCEPT")
+    policies = selecting(cluster, pod, "Ingress")
+    if not policies:
+        chains.add("-A RH-IN -j ACCEPT")
+        return
+    for policy in policies:
+        for rule in policy.spec.get("ingress") or []:
+            peers = _peers(cluster, policy, rule.get("from"))
+            ports = _port_matches(policy, rule.get("ports"), pod)
+            if ports == []:
+                continue
+            for peer in [None] if peers is None else peers:
+                chains.admit("RH-IN", "-s", peer, ports)
+    for line in DENY:
+        chains.add(f"-A RH-IN {line}")
+
+
+def _egress(cluster: Cluster, pod: PodAddress, chains: _Chains, no_endpoint: list[str]) -> None:
+    chains.add(f"-A RH-OUT {CONNTRACK}")
+    for line in no_endpoint:
+        chains.add(line)
+    policies = selecting(cluster, pod, "Egress")
+    if not policies:
+        chains.add("-A RH-OUT -j ACCEPT")
+        return
+    allowed = _Chains(blocks=chains.blocks)
+    dns = False
+    for policy in policies:
+        for rule in policy.spec.get("egress") or []:
+            peers = _peers(cluster, policy, rule.get("to"))
+            if peers is None and _has_named(rule):
+                # A named port towards every destination: every pod that has it.
+                peers = [Peer(f"{p.ip}/32", (), p) for p in cluster.pods]
+            elif peers is None:
+                dns = dns or _allows_dns(rule)
+                allowed.admit("RH-OUT", "-d", None, _port_matches(policy, rule.get("ports"), None))
+                continue
+            for peer in peers:
+                ports = _port_matches(policy, rule.get("ports"), peer.pod)
                 if ports == []:
                     continue
-                for peer in [None] if peers is None else peers:
-                    admit("RH-IN", "-s", peer, ports)
-        rules.append("-A RH-IN -p tcp -j REJECT --reject-with tcp-reset")
-        rules.append("-A RH-IN -j REJECT")
-    else:
-        rules.append("-A RH-IN -j ACCEPT")
-
-    rules.append("-A RH-OUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT")
-    egress = selecting(cluster, pod, "Egress")
-    if egress:
-        dns_allowed = False
-        for policy in egress:
-            for rule in policy.spec.get("egress") or []:
-                peers = _peers(cluster, policy, rule.get("to"))
-                if peers is None:
-                    ports_all = (
-                        _port_matches(policy, rule.get("ports"), None)
-                        if not _has_named(rule)
-                        else None
-                    )
-                    if _has_named(rule):
-                        # A named port towards every destination: resolve it on each pod.
-                        for target in cluster.pods:
-                            resolved = _port_matches(policy, rule.get("ports"), target)
-                            if resolved:
-                                admit("RH-OUT", "-d", Peer(f"{target.ip}/32", (), target), resolved)
-                        dns_allowed = dns_allowed or _allows_dns(policy, rule, None)
-                        continue
-                    admit("RH-OUT", "-d", None, ports_all)
-                    dns_allowed = dns_allowed or _allows_dns(policy, rule, None)
-                    continue
-                for peer in peers:
-                    ports = _port_matches(policy, rule.get("ports"), peer.pod)
-                    if ports == []:
-                        continue
-                    if peer.pod is not None and peer.pod.key == "kube-dns":
-                        dns_allowed = dns_allowed or _allows_dns(policy, rule, peer.pod)
-                        continue
-                    admit("RH-OUT", "-d", peer, ports)
-        verdict = "ACCEPT" if dns_allowed else "REJECT"
-        rules.insert(1 + rules.index("-A RH-OUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"),
-                     f"-A RH-OUT -d {DNS_ADDRESS}/32 -j {verdict}")  # fmt: skip
-        rules.append("-A RH-OUT -o lo -j ACCEPT")
-        rules.append("-A RH-OUT -p tcp -j REJECT --reject-with tcp-reset")
-        rules.append("-A RH-OUT -j REJECT")
-    else:
-        rules.append("-A RH-OUT -j ACCEPT")
-    return [f":{chain} - [0:0]" for chain in chains] + rules
+                if peer.pod is not None and peer.pod.key == DNS_KEY:
+                    dns = dns or _allows_dns(rule)
+                else:
+                    allowed.admit("RH-OUT", "-d", peer, ports)
+    # The engine's DNS on loopback stands for kube-dns: decided before loopback is opened.
+    chains.add(f"-A RH-OUT -d {DNS_ADDRESS}/32 -j {'ACCEPT' if dns else 'REJECT'}")
+    chains.rules += allowed.rules
+    chains.add("-A RH-OUT -o lo -j ACCEPT")
+    for line in DENY:
+        chains.add(f"-A RH-OUT {line}")
 
 
 def _has_named(rule: Mapping[str, Any]) -> bool:
@@ -336,13 +336,13 @@ def _has_named(rule: Mapping[str, Any]) -> bool:
     )
 
 
-def _allows_dns(policy: KubeObject, rule: Mapping[str, Any], dns: PodAddress | None) -> bool:
+def _allows_dns(rule: Mapping[str, Any]) -> bool:
     ports = rule.get("ports")
     if not ports:
         return True
     for entry in ports:
         port = entry.get("port")
-        if port is None or str(port) == "53" or port in {"dns", "dns-tcp"}:
+        if port is None or str(port) == "53" or port in DNS_PORT_NAMES:
             return True
         end = entry.get("endPort")
         if end and str(port).isdigit() and int(port) <= 53 <= int(end):
@@ -352,17 +352,18 @@ def _allows_dns(policy: KubeObject, rule: Mapping[str, Any], dns: PodAddress | N
 
 def ruleset(cluster: Cluster, pod: PodAddress) -> str:
     """The whole ``iptables-restore --noflush`` input for one pod."""
-    nat, reject = service_rules(cluster.services, cluster.pods)
-    filters = policy_rules(cluster, pod)
-    declared = [line for line in filters if line.startswith(":")]
-    body = [line for line in filters if not line.startswith(":")]
-    # The Service REJECTs go right after the conntrack rule of RH-OUT.
-    at = body.index("-A RH-OUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT") + 1
-    body[at:at] = reject
-    return "\n".join(
-        ["*nat", ":RH-SVC - [0:0]", *nat, "COMMIT",
-         "*filter", ":RH-IN - [0:0]", ":RH-OUT - [0:0]", *declared, *body, "COMMIT", ""]
-    )  # fmt: skip
+    nat, no_endpoint = service_rules(cluster.services, cluster.pods)
+    chains = _Chains()
+    _ingress(cluster, pod, chains)
+    _egress(cluster, pod, chains, no_endpoint)
+    lines = [
+        *("*nat", ":RH-SVC - [0:0]", *nat, "COMMIT"),
+        *("*filter", ":RH-IN - [0:0]", ":RH-OUT - [0:0]"),
+        *(f":{block} - [0:0]" for block in chains.blocks),
+        *chains.rules,
+        "COMMIT",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 SETUP = (

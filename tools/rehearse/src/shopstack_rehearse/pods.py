@@ -94,6 +94,7 @@ class Volume:
     items: list[dict[str, Any]] | None = None
     default_mode: int | None = None
     optional: bool = False
+    read_only: bool = False
 
 
 class Pod:
@@ -310,10 +311,14 @@ class Pod:
                 )
                 directory = self.node.volumes_root / self.name / name
                 volume = Volume(
-                    name, "projected", str(directory), (kind, self.namespace, object_name),
-                    items=source.get("items"), default_mode=source.get("defaultMode"),
+                    name,
+                    "projected",
+                    str(directory),
+                    (kind, self.namespace, object_name),
+                    items=source.get("items"),
+                    default_mode=source.get("defaultMode"),
                     optional=bool(source.get("optional", False)),
-                )  # fmt: skip
+                )
                 self.volumes[name] = volume
                 self.project(volume)
             elif "emptyDir" in spec:
@@ -326,11 +331,11 @@ class Pod:
                     self.namespace, claim
                 )
                 if docker_volume is None:
-                    raise PodConfigError(
-                        f"{self.ref}: volume {name!r}: PersistentVolumeClaim {self.namespace}/{claim} does not exist"
-                    )
+                    missing = f"PersistentVolumeClaim {self.namespace}/{claim} does not exist"
+                    raise PodConfigError(f"{self.ref}: volume {name!r}: {missing}")
                 self._own_claim(docker_volume)
-                self.volumes[name] = Volume(name, "claim", docker_volume)
+                read_only = bool(spec["persistentVolumeClaim"].get("readOnly", False))
+                self.volumes[name] = Volume(name, "claim", docker_volume, read_only=read_only)
             else:
                 kinds = sorted(k for k in spec if k != "name")
                 raise PodConfigError(f"{self.ref}: volume {name!r} of type {kinds} is not modelled")
@@ -346,9 +351,8 @@ class Pod:
         )
         if data is None:
             if not volume.optional:
-                raise PodConfigError(
-                    f"{self.ref}: volume {volume.name!r}: {kind} {namespace}/{object_name} does not exist"
-                )
+                missing = f"{kind} {namespace}/{object_name} does not exist"
+                raise PodConfigError(f"{self.ref}: volume {volume.name!r}: {missing}")
             data = {}
         try:
             files = files_for(data, volume.items, volume.default_mode)
@@ -366,10 +370,11 @@ class Pod:
             options.append(f"size={int(quantity(spec['sizeLimit']))}")
         volume_name = self.node.run.name(self.name, name)
         self.node.api.create_volume(
-            name=volume_name, driver="local",
+            name=volume_name,
+            driver="local",
             driver_opts={"type": "tmpfs", "device": "tmpfs", "o": ",".join(options)},
             labels=self.node.run.labels(self.owner, "emptyDir"),
-        )  # fmt: skip
+        )
         return volume_name
 
     def _own_claim(self, docker_volume: str) -> None:
@@ -383,10 +388,14 @@ class Pod:
         )
         api = self.node.api
         container = api.create_container(
-            self.node.infra_image, entrypoint=["sh", "-c", script], labels=self.node.run.labels(self.owner, "prepare"),
-            host_config=api.create_host_config(binds={docker_volume: {"bind": "/volume", "mode": "rw"}}),
+            self.node.infra_image,
+            entrypoint=["sh", "-c", script],
+            labels=self.node.run.labels(self.owner, "prepare"),
+            host_config=api.create_host_config(
+                binds={docker_volume: {"bind": "/volume", "mode": "rw"}}
+            ),
             use_config_proxy=False,
-        )  # fmt: skip
+        )
         try:
             api.start(container)
             code = api.wait(container, timeout=60)["StatusCode"]
@@ -407,19 +416,29 @@ class Pod:
             if volume.kind == "emptyDir":
                 binds[volume.source] = {"bind": f"{INFRA_VOLUME_ROOT}/{volume.name}", "mode": "rw"}
         host_config = api.create_host_config(
-            network_mode=node.network, cap_add=["NET_ADMIN"], dns_search=search, dns_opt=["ndots:5"],
-            binds=binds, port_bindings={port: ("127.0.0.1", host) for port, host in self.published.items()},
-        )  # fmt: skip
+            network_mode=node.network,
+            cap_add=["NET_ADMIN"],
+            dns_search=search,
+            dns_opt=["ndots:5"],
+            binds=binds,
+            port_bindings={port: ("127.0.0.1", host) for port, host in self.published.items()},
+        )
         networking = api.create_networking_config(
             {node.network: api.create_endpoint_config(aliases=self.aliases or None)}
         )
         container = api.create_container(
-            node.infra_image, name=node.run.name(self.name), hostname=hostname,
-            domainname=f"{self.subdomain}.{self.namespace}.svc.{CLUSTER_DOMAIN}" if self.subdomain else None,
+            node.infra_image,
+            name=node.run.name(self.name),
+            hostname=hostname,
+            domainname=f"{self.subdomain}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
+            if self.subdomain
+            else None,
             labels={**node.run.labels(self.owner, "pod"), "shopstack.rehearse/pod": self.name},
-            host_config=host_config, networking_config=networking,
-            ports=list(self.published) or None, use_config_proxy=False,
-        )  # fmt: skip
+            host_config=host_config,
+            networking_config=networking,
+            ports=list(self.published) or None,
+            use_config_proxy=False,
+        )
         self.infra_id = container["Id"]
         api.start(self.infra_id)
         details = api.inspect_container(self.infra_id)
@@ -522,14 +541,15 @@ class ContainerWorker:
     def configure(self) -> None:
         pod = self.pod
         node = pod.node
+        self._check_ports()
         env = self._environment()
         image = node.images.resolve(str(self.spec.get("image", "")))
         try:
             image_config = node.api.inspect_image(image)["Config"] or {}
         except Exception as error:
             raise PodConfigError(
-                f"{self.ref}: image {image!r} is not in the local engine (no registry: build it, or map "
-                f"the rendered name to a local tag with --image)"
+                f"{self.ref}: image {image!r} is not in the local engine (no registry: build "
+                "it, or map the rendered name to a local tag with --image)"
             ) from error
         security = {**pod.pod_security, **(self.spec.get("securityContext") or {})}
         user = self._user(security, str(image_config.get("User") or ""))
@@ -550,31 +570,61 @@ class ContainerWorker:
         cpus = int(quantity(limits["cpu"]) * 1e9) if "cpu" in limits else None
         api = node.api
         host_config = api.create_host_config(
-            network_mode=f"container:{pod.infra_id}", mounts=self._mounts(),
+            network_mode=f"container:{pod.infra_id}",
+            mounts=self._mounts(),
             read_only=bool(security.get("readOnlyRootFilesystem", False)),
             cap_drop=[str(c) for c in capabilities.get("drop") or []] or None,
             cap_add=[str(c) for c in capabilities.get("add") or []] or None,
-            security_opt=security_opt or None, privileged=bool(security.get("privileged", False)),
-            mem_limit=memory, memswap_limit=memory, nano_cpus=cpus, group_add=groups or None,
-        )  # fmt: skip
+            security_opt=security_opt or None,
+            privileged=bool(security.get("privileged", False)),
+            mem_limit=memory,
+            memswap_limit=memory,
+            nano_cpus=cpus,
+            group_add=groups or None,
+        )
         self._create_args = {
-            "image": image, "entrypoint": command, "command": args,
+            "image": image,
+            "entrypoint": command,
+            "command": args,
             "environment": [f"{k}={v}" for k, v in env.items()],
-            "working_dir": self.spec.get("workingDir"), "user": user,
-            "labels": {**node.run.labels(pod.owner, "container"), "shopstack.rehearse/pod": pod.name},
-            "host_config": host_config, "use_config_proxy": False,
-        }  # fmt: skip
+            "working_dir": self.spec.get("workingDir"),
+            "user": user,
+            "labels": {
+                **node.run.labels(pod.owner, "container"),
+                "shopstack.rehearse/pod": pod.name,
+            },
+            "host_config": host_config,
+            "use_config_proxy": False,
+        }
+
+    def _check_ports(self) -> None:
+        """A probe or handler naming a port the container does not have can never pass."""
+        handlers = {
+            kind: self.spec.get(kind)
+            for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+        }
+        handlers["preStop"] = (self.spec.get("lifecycle") or {}).get("preStop")
+        for kind, handler in handlers.items():
+            for action in ("httpGet", "tcpSocket"):
+                if handler and action in handler:
+                    try:
+                        probes.resolve_port(
+                            handler[action].get("port"), self.named_ports, f"{kind} {action}"
+                        )
+                    except probes.ProbeSpecError as error:
+                        raise PodConfigError(f"{self.ref}: {error}") from error
 
     def _user(self, security: Mapping[str, Any], image_user: str) -> str | None:
         uid = security.get("runAsUser")
         gid = security.get("runAsGroup")
         if security.get("runAsNonRoot"):
             if uid is None:
-                name = image_user.split(":")[0]
+                name = image_user.split(":", maxsplit=1)[0]
                 if not name.isdigit():
                     raise PodConfigError(
-                        f"{self.ref}: runAsNonRoot and the image's user {image_user or 'root'!r} is not "
-                        "numeric, so it cannot be verified to be non-root (set runAsUser)"
+                        f"{self.ref}: runAsNonRoot and the image's user "
+                        f"{image_user or 'root'!r} is not numeric, so it cannot be verified to "
+                        "be non-root (set runAsUser)"
                     )
                 if int(name) == 0:
                     raise PodConfigError(f"{self.ref}: runAsNonRoot and the image will run as root")
@@ -582,63 +632,63 @@ class ContainerWorker:
                 raise PodConfigError(f"{self.ref}: runAsNonRoot and runAsUser is 0")
         if uid is None and gid is None:
             return None
-        user = str(uid) if uid is not None else image_user.split(":")[0] or "0"
+        user = str(uid) if uid is not None else image_user.split(":", maxsplit=1)[0] or "0"
         return f"{user}:{gid}" if gid is not None else user
 
+    def _data(self, kind: str, name: str) -> dict[str, bytes] | None:
+        store = self.pod.node.store
+        if kind == "Secret":
+            return store.secret(self.pod.namespace, name)
+        return store.config_map(self.pod.namespace, name)
+
     def _environment(self) -> dict[str, str]:
-        pod = self.pod
-        store = pod.node.store
+        """envFrom first, then env in order, each value able to use the ones before it."""
+        namespace = self.pod.namespace
         env: dict[str, str] = {}
         for source in self.spec.get("envFrom") or []:
             prefix = str(source.get("prefix", ""))
             for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
                 if key not in source:
                     continue
-                ref = source[key]
-                name = str(ref["name"])
-                data = (
-                    store.config_map(pod.namespace, name)
-                    if kind == "ConfigMap"
-                    else store.secret(pod.namespace, name)
-                )
-                if data is None:
-                    if ref.get("optional"):
-                        continue
+                name = str(source[key]["name"])
+                data = self._data(kind, name)
+                if data is None and not source[key].get("optional"):
                     raise PodConfigError(
-                        f"{self.ref}: envFrom: {kind} {pod.namespace}/{name} does not exist"
+                        f"{self.ref}: envFrom: {kind} {namespace}/{name} does not exist"
                     )
-                for data_key, value in data.items():
-                    env[prefix + data_key] = value.decode(errors="replace")
+                for data_key, raw in (data or {}).items():
+                    env[prefix + data_key] = raw.decode(errors="replace")
         for variable in self.spec.get("env") or []:
             name = str(variable["name"])
-            if "valueFrom" not in variable:
-                env[name] = expand(str(variable.get("value", "")), env)
-                continue
-            source = variable["valueFrom"]
-            if "secretKeyRef" in source or "configMapKeyRef" in source:
-                kind = "Secret" if "secretKeyRef" in source else "ConfigMap"
-                ref = source.get("secretKeyRef") or source.get("configMapKeyRef") or {}
-                object_name, key = str(ref["name"]), str(ref["key"])
-                data = (
-                    store.secret(pod.namespace, object_name)
-                    if kind == "Secret"
-                    else store.config_map(pod.namespace, object_name)
-                )
-                if data is None or key not in data:
-                    if ref.get("optional"):
-                        continue
-                    problem = "does not exist" if data is None else f"has no key {key!r}"
-                    raise PodConfigError(
-                        f"{self.ref}: env {name}: {kind} {pod.namespace}/{object_name} {problem}"
-                    )
-                env[name] = data[key].decode(errors="replace")
-            elif "fieldRef" in source:
-                env[name] = self._field(str(source["fieldRef"]["fieldPath"]), name)
-            else:
-                raise PodConfigError(
-                    f"{self.ref}: env {name}: valueFrom {sorted(source)} is not modelled"
-                )
+            value = self._env_value(name, variable, env)
+            if value is not None:
+                env[name] = value
         return env
+
+    def _env_value(
+        self, name: str, variable: Mapping[str, Any], env: Mapping[str, str]
+    ) -> str | None:
+        if "valueFrom" not in variable:
+            return expand(str(variable.get("value", "")), env)
+        source = variable["valueFrom"]
+        if "fieldRef" in source:
+            return self._field(str(source["fieldRef"]["fieldPath"]), name)
+        if "secretKeyRef" not in source and "configMapKeyRef" not in source:
+            raise PodConfigError(
+                f"{self.ref}: env {name}: valueFrom {sorted(source)} is not modelled"
+            )
+        kind = "Secret" if "secretKeyRef" in source else "ConfigMap"
+        ref = source.get("secretKeyRef") or source.get("configMapKeyRef") or {}
+        object_name, key = str(ref["name"]), str(ref["key"])
+        data = self._data(kind, object_name)
+        if data is not None and key in data:
+            return data[key].decode(errors="replace")
+        if ref.get("optional"):
+            return None
+        problem = "does not exist" if data is None else f"has no key {key!r}"
+        raise PodConfigError(
+            f"{self.ref}: env {name}: {kind} {self.pod.namespace}/{object_name} {problem}"
+        )
 
     def _field(self, path: str, variable: str) -> str:
         pod = self.pod
@@ -671,7 +721,7 @@ class ContainerWorker:
             if volume is None:
                 raise PodConfigError(f"{self.ref}: volumeMount {name!r} names no volume of the pod")
             target = str(entry["mountPath"])
-            read_only = bool(entry.get("readOnly", False))
+            read_only = bool(entry.get("readOnly", False)) or volume.read_only
             sub_path = str(entry.get("subPath") or "")
             if volume.kind == "projected":
                 source = volume.source
@@ -722,6 +772,16 @@ class ContainerWorker:
         self.started_at = time.monotonic()
 
     def _live(self) -> None:
+        try:
+            self._restart_loop()
+        except Exception as error:
+            if not self.pod.stopping.is_set():
+                self.pod.error = f"{self.ref}: {type(error).__name__}: {error}"
+                self.pod.phase = "Failed"
+                log.exception("%s failed", self.ref)
+            self.finished = True
+
+    def _restart_loop(self) -> None:
         pod = self.pod
         stop = pod.stopping
         while not stop.is_set():
@@ -775,82 +835,66 @@ class ContainerWorker:
     def _run_until_exit(self) -> str:
         """Probe the running container; return why it stopped (exit or a failed probe)."""
         pod = self.pod
-        tick = pod.node.settings.tick
-        start = self.started_at
-        spec = self.spec
-        startup = None if self.init else spec.get("startupProbe")
-        liveness = None if self.init else spec.get("livenessProbe")
-        readiness = None if self.init else spec.get("readinessProbe")
-        self.started = startup is None
-        self.ready = readiness is None and self.started and not self.init
-        schedules: dict[str, dict[str, Any]] = {}
-        for kind, probe in (("startup", startup), ("liveness", liveness), ("readiness", readiness)):
-            if probe:
-                timing = probes.ProbeTiming.of(probe)
-                schedules[kind] = {
-                    "probe": probe,
-                    "timing": timing,
-                    "due": start + timing.initial_delay,
-                    "ok": 0,
-                    "bad": 0,
-                }
+        schedules = [] if self.init else self._schedules()
+        self.started = not any(s.kind == "startup" for s in schedules)
+        self.ready = (
+            self.started and not self.init and not any(s.kind == "readiness" for s in schedules)
+        )
         last_state_check = 0.0
         while not pod.stopping.is_set():
             now = time.monotonic()
-            if now - last_state_check >= 0.5 or not schedules:
+            if now - last_state_check >= 0.5:
                 last_state_check = now
                 state = self._state()
                 if not state.get("Running"):
-                    code = state.get("ExitCode")
                     oom = " (OOMKilled)" if state.get("OOMKilled") else ""
-                    return f"exited with code {code}{oom}"
-            for kind, entry in schedules.items():
-                if kind == "startup" and self.started:
-                    continue
-                if kind != "startup" and not self.started:
-                    continue
-                if now < entry["due"]:
-                    continue
-                timing = entry["timing"]
-                outcome = probes.run_action(
-                    pod.node.api,
-                    self.container_id,
-                    pod.ip,
-                    entry["probe"],
-                    self.named_ports,
-                    timing.timeout,
-                )
-                entry["due"] = time.monotonic() + timing.period
-                self.last_probe = f"{kind}: {outcome.detail}"
-                if outcome.ok:
-                    entry["ok"] += 1
-                    entry["bad"] = 0
-                else:
-                    entry["bad"] += 1
-                    entry["ok"] = 0
-                if kind == "startup":
-                    if outcome.ok:
-                        self.started = True
-                        self.ready = readiness is None
-                        now_started = time.monotonic()
-                        for other in ("liveness", "readiness"):
-                            if other in schedules:
-                                schedules[other]["due"] = (
-                                    now_started + schedules[other]["timing"].initial_delay
-                                )
-                    elif entry["bad"] >= timing.failure_threshold:
-                        self._kill(self._probe_grace(entry["probe"]))
-                        return f"startup probe failed {entry['bad']} times ({outcome.detail})"
-                elif kind == "liveness" and entry["bad"] >= timing.failure_threshold:
-                    self._kill(self._probe_grace(entry["probe"]))
-                    return f"liveness probe failed {entry['bad']} times ({outcome.detail})"
-                elif kind == "readiness":
-                    if outcome.ok and entry["ok"] >= timing.success_threshold:
-                        self.ready = True
-                    elif not outcome.ok and entry["bad"] >= timing.failure_threshold:
-                        self.ready = False
-            pod.stopping.wait(tick)
+                    return f"exited with code {state.get('ExitCode')}{oom}"
+            for schedule in schedules:
+                if schedule.active(self.started) and now >= schedule.due:
+                    reason = self._probe(schedule, schedules)
+                    if reason:
+                        return reason
+            pod.stopping.wait(pod.node.settings.tick)
         return "pod deleted"
+
+    def _schedules(self) -> list[probes.Schedule]:
+        schedules = []
+        for kind in ("startup", "liveness", "readiness"):
+            probe = self.spec.get(f"{kind}Probe")
+            if probe:
+                schedules.append(probes.Schedule(kind, probe, self.started_at))
+        return schedules
+
+    def _probe(self, schedule: probes.Schedule, schedules: list[probes.Schedule]) -> str | None:
+        """Run one probe; act on its outcome as the kubelet does. A reason means the
+        container was killed."""
+        timing = schedule.timing
+        outcome = probes.run_action(
+            self.pod.node.api,
+            container_id=self.container_id,
+            ip=self.pod.ip,
+            action=schedule.probe,
+            named=self.named_ports,
+            timeout=timing.timeout,
+        )
+        schedule.record(outcome, time.monotonic())
+        self.last_probe = f"{schedule.kind}: {outcome.detail}"
+        if schedule.kind == "startup" and outcome.ok:
+            self.started = True
+            self.ready = not any(s.kind == "readiness" for s in schedules)
+            for other in schedules:
+                other.due = time.monotonic() + other.timing.initial_delay
+            return None
+        if schedule.kind == "readiness":
+            if outcome.ok and schedule.ok >= timing.success_threshold:
+                self.ready = True
+            elif not outcome.ok and schedule.bad >= timing.failure_threshold:
+                self.ready = False
+            return None
+        if schedule.bad >= timing.failure_threshold:
+            self._kill(self._probe_grace(schedule.probe))
+            return f"{schedule.kind} probe failed {schedule.bad} times ({outcome.detail})"
+        return None
 
     def _probe_grace(self, probe: Mapping[str, Any]) -> float:
         return float(probe.get("terminationGracePeriodSeconds", self.pod.grace))
@@ -882,7 +926,12 @@ class ContainerWorker:
             outcome = probes.Outcome(True, f"slept {handler['sleep']['seconds']}s")
         else:
             outcome = probes.run_action(
-                self.pod.node.api, self.container_id, self.pod.ip, handler, self.named_ports, grace
+                self.pod.node.api,
+                container_id=self.container_id,
+                ip=self.pod.ip,
+                action=handler,
+                named=self.named_ports,
+                timeout=grace,
             )
         self.events.append(f"preStop ({time.monotonic() - started:.1f}s): {outcome.detail}")
         if not outcome.ok:

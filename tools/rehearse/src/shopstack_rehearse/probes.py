@@ -41,6 +41,30 @@ class ProbeTiming:
         )
 
 
+@dataclass
+class Schedule:
+    """One probe of a container: when it runs next and its consecutive results."""
+
+    kind: str  # startup, liveness or readiness
+    probe: Mapping[str, Any]
+    started_at: float
+    due: float = 0.0
+    ok: int = 0
+    bad: int = 0
+
+    def __post_init__(self) -> None:
+        self.timing = ProbeTiming.of(self.probe)
+        self.due = self.started_at + self.timing.initial_delay
+
+    def active(self, started: bool) -> bool:
+        """The startup probe runs until it passes; the others only after it."""
+        return started != (self.kind == "startup")
+
+    def record(self, outcome: Outcome, now: float) -> None:
+        self.due = now + self.timing.period
+        self.ok, self.bad = (self.ok + 1, 0) if outcome.ok else (0, self.bad + 1)
+
+
 def resolve_port(port: object, named: Mapping[str, int], what: str) -> int:
     if isinstance(port, int) or str(port).isdigit():
         return int(str(port))
@@ -121,6 +145,7 @@ def exec_probe(api: Any, container_id: str, command: list[str], timeout: float) 
 
 def run_action(
     api: Any,
+    *,
     container_id: str,
     ip: str,
     action: Mapping[str, Any],

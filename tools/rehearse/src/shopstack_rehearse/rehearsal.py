@@ -62,7 +62,7 @@ KIND_ORDER = {
             "Job",
             "Ingress",
             "HTTPRoute",
-        ]  # fmt: skip
+        ]
     )
 }
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -165,10 +165,17 @@ class Rehearsal:
         if not gateway:
             raise RehearsalError(f"the network {network.name} has no gateway address for the node")
         self.node = Node(
-            run=self.run, infra_image=image, network=network.name, node_ip=gateway.split("/")[0],
-            images=self.options.images, store=self, volumes_root=self.volumes_root,
-            on_change=self._pod_changed, apply_rules=self._pod_changed, settings=self.options.kubelet,
-        )  # fmt: skip
+            run=self.run,
+            infra_image=image,
+            network=network.name,
+            node_ip=gateway.split("/")[0],
+            images=self.options.images,
+            store=self,
+            volumes_root=self.volumes_root,
+            on_change=self._pod_changed,
+            apply_rules=self._pod_changed,
+            settings=self.options.kubelet,
+        )
         self._loop = threading.Thread(target=self._control_loop, name="controllers", daemon=True)
         self._loop.start()
         log.info(
@@ -274,7 +281,7 @@ class Rehearsal:
 
     # --- day 2 ----------------------------------------------------------------------------
     def controller(self, name: str) -> WorkloadController:
-        matches = [c for ref, c in self.controllers.items() if ref == name or c.obj.name == name]
+        matches = [c for ref, c in self.controllers.items() if name in {ref, c.obj.name}]
         if len(matches) != 1:
             raise RehearsalError(
                 f"no single workload named {name!r} (have: {', '.join(self.controllers)})"
@@ -304,15 +311,29 @@ class Rehearsal:
         return self._reproject("Secret", namespace, name)
 
     def run_pod(
-        self, name: str, *, image: str, command: list[str], namespace: str | None = None,
-        labels: dict[str, str] | None = None, timeout: float = 60,
-    ) -> tuple[int | None, str]:  # fmt: skip
+        self,
+        name: str,
+        *,
+        image: str,
+        command: list[str],
+        namespace: str | None = None,
+        labels: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> tuple[int | None, str]:
         """Run a one-off pod (for example a stray client that no policy admits) and return its
         exit code and log."""
-        spec = {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
-                "containers": [{"name": "main", "image": image, "command": command}]}  # fmt: skip
-        pod = self._make_pod(owner=f"Pod/{namespace or self.options.namespace}/{name}", name=name,
-                             namespace=namespace or self.options.namespace, labels=labels or {}, spec=spec)  # fmt: skip
+        spec = {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": image, "command": command}],
+        }
+        pod = self._make_pod(
+            owner=f"Pod/{namespace or self.options.namespace}/{name}",
+            name=name,
+            namespace=namespace or self.options.namespace,
+            labels=labels or {},
+            spec=spec,
+        )
         pod.critical = False
         pod.start()
         if not pod.wait_finished(timeout):
@@ -431,17 +452,22 @@ class Rehearsal:
         on it; every pod's own rules translate it to a ready endpoint."""
         assert self.node is not None
         api = self.client.api
-        names = [obj.name, f"{obj.name}.{obj.namespace}", f"{obj.name}.{obj.namespace}.svc",
-                 f"{obj.name}.{obj.namespace}.svc.{CLUSTER_DOMAIN}"]  # fmt: skip
+        names = [
+            obj.name,
+            f"{obj.name}.{obj.namespace}",
+            f"{obj.name}.{obj.namespace}.svc",
+            f"{obj.name}.{obj.namespace}.svc.{CLUSTER_DOMAIN}",
+        ]
         container = api.create_container(
-            self.node.infra_image, name=self.run.name("svc", obj.namespace, obj.name),
+            self.node.infra_image,
+            name=self.run.name("svc", obj.namespace, obj.name),
             labels=self.run.labels(obj.ref, "service"),
             host_config=api.create_host_config(network_mode=self.node.network),
             networking_config=api.create_networking_config(
                 {self.node.network: api.create_endpoint_config(aliases=names)}
             ),
             use_config_proxy=False,
-        )  # fmt: skip
+        )
         api.start(container["Id"])
         ip = api.inspect_container(container["Id"])["NetworkSettings"]["Networks"][
             self.node.network
@@ -500,13 +526,22 @@ class Rehearsal:
             if state.vip or obj.namespace != namespace or not selector:
                 continue
             if all(str(labels.get(k)) == str(v) for k, v in selector.items()):
-                aliases += [obj.name, f"{obj.name}.{namespace}", f"{obj.name}.{namespace}.svc",
-                            f"{obj.name}.{namespace}.svc.{CLUSTER_DOMAIN}"]  # fmt: skip
-        subdomain = kwargs.get("subdomain") or ""
+                aliases += [
+                    obj.name,
+                    f"{obj.name}.{namespace}",
+                    f"{obj.name}.{namespace}.svc",
+                    f"{obj.name}.{namespace}.svc.{CLUSTER_DOMAIN}",
+                ]
+        subdomain = kwargs.get("subdomain") or (kwargs.get("spec") or {}).get("subdomain") or ""
+        kwargs["subdomain"] = subdomain
         if subdomain:
             host = kwargs["name"]
-            aliases += [f"{host}.{subdomain}", f"{host}.{subdomain}.{namespace}",
-                        f"{host}.{subdomain}.{namespace}.svc", f"{host}.{subdomain}.{namespace}.svc.{CLUSTER_DOMAIN}"]  # fmt: skip
+            aliases += [
+                f"{host}.{subdomain}",
+                f"{host}.{subdomain}.{namespace}",
+                f"{host}.{subdomain}.{namespace}.svc",
+                f"{host}.{subdomain}.{namespace}.svc.{CLUSTER_DOMAIN}",
+            ]
         pod = Pod(self.node, aliases=aliases, **kwargs)
         self._pods.append(pod)
         return pod
@@ -539,7 +574,7 @@ class Rehearsal:
                     ip=p.ip,
                     named_ports=p.named_ports,
                     serving=p.ready,
-                )  # fmt: skip
+                )
                 for p in pods
             }
             services = [
@@ -552,7 +587,7 @@ class Rehearsal:
                     },
                     ports=list(s.obj.spec.get("ports") or []),
                     publish_not_ready=bool(s.obj.spec.get("publishNotReadyAddresses", False)),
-                )  # fmt: skip
+                )
                 for s in self.services.values()
             ]
             labels = {**self.options.namespace_labels, **self.namespace_objects}
@@ -619,9 +654,8 @@ class Rehearsal:
                     "kubernetes.io/ingress.class"
                 )
                 if wanted and wanted != self.options.ingress_class:
-                    self.notes.append(
-                        f"{obj.ref}: class {wanted!r} is not served (--ingress-class {self.options.ingress_class})"
-                    )
+                    served_class = f"--ingress-class {self.options.ingress_class}"
+                    self.notes.append(f"{obj.ref}: class {wanted!r} is not served ({served_class})")
                     continue
                 try:
                     ingress_nginx.from_ingress(obj, routes, self._service_port)
@@ -647,7 +681,9 @@ class Rehearsal:
         else:
             self._reproject("ConfigMap", self.options.ingress_namespace, NGINX_CONFIG)
             worker = self.nginx.containers[0]
-            code, output = exec_in(self.client.api, worker.container_id, [*NGINX_COMMAND, "-s", "reload"])
+            code, output = exec_in(
+                self.client.api, worker.container_id, [*NGINX_COMMAND, "-s", "reload"]
+            )
             if code != 0:
                 raise RehearsalError(f"the rehearsal's NGINX refused the new routes: {output}")
 
@@ -660,24 +696,34 @@ class Rehearsal:
         self.nginx_port = publish
         spec = {
             "terminationGracePeriodSeconds": 5,
-            "containers": [{
-                "name": "nginx", "image": self.options.nginx_image,
-                "command": [*NGINX_COMMAND, "-g", "daemon off;"],
-                "ports": [{"name": "http", "containerPort": 80}],
-                "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 1},
-                "volumeMounts": [{"name": "config", "mountPath": "/etc/rehearse-nginx"}],
-            }],
+            "containers": [
+                {
+                    "name": "nginx",
+                    "image": self.options.nginx_image,
+                    "command": [*NGINX_COMMAND, "-g", "daemon off;"],
+                    "ports": [{"name": "http", "containerPort": 80}],
+                    "readinessProbe": {"tcpSocket": {"port": 80}, "periodSeconds": 1},
+                    "volumeMounts": [{"name": "config", "mountPath": "/etc/rehearse-nginx"}],
+                }
+            ],
             "volumes": [{"name": "config", "configMap": {"name": NGINX_CONFIG}}],
-        }  # fmt: skip
+        }
         ref = f"Deployment/{self.options.ingress_namespace}/ingress-nginx-controller"
         try:
             self.client.images.get(self.options.nginx_image)
         except Exception as error:
             raise RehearsalError(
-                f"the NGINX image {self.options.nginx_image!r} is not in the local engine (set NGINX_IMAGE)"
+                f"the NGINX image {self.options.nginx_image!r} is not in the local engine "
+                "(set NGINX_IMAGE)"
             ) from error
-        pod = self._make_pod(owner=ref, name="ingress-nginx-controller", namespace=self.options.ingress_namespace,
-                             labels=self.options.ingress_labels, spec=spec, published={80: publish} if publish else None)  # fmt: skip
+        pod = self._make_pod(
+            owner=ref,
+            name="ingress-nginx-controller",
+            namespace=self.options.ingress_namespace,
+            labels=self.options.ingress_labels,
+            spec=spec,
+            published={80: publish} if publish else None,
+        )
         self.nginx = pod
         pod.start()
 
@@ -691,7 +737,7 @@ class Rehearsal:
         while True:
             self.raise_failures()
             self._check_crash_loops()
-            for obj, thread, outcome in self.background:
+            for _, thread, outcome in self.background:
                 if not thread.is_alive() and outcome and not outcome[0].succeeded:
                     raise RehearsalError(f"{outcome[0].detail}\n{outcome[0].logs}")
             with self._control_lock:
@@ -699,6 +745,10 @@ class Rehearsal:
             jobs = [obj for obj, thread, _ in self.background if thread.is_alive()]
             nginx_waiting = self.nginx is not None and not self.nginx.ready
             if not pending and not jobs and not nginx_waiting:
+                # Readiness flips reach the Services through the pods' threads; make sure
+                # every pod's rules have caught up before saying the release is up.
+                self._sync_network()
+                self.raise_failures()
                 return
             if time.monotonic() > deadline:
                 waiting = (
@@ -706,8 +756,9 @@ class Rehearsal:
                     + [o.ref for o in jobs]
                     + (["the rehearsal's NGINX"] if nginx_waiting else [])
                 )
+                what = ", ".join(waiting)
                 raise RehearsalError(
-                    f"timed out after {limit:g}s waiting for {', '.join(waiting)}:\n{self.describe()}"
+                    f"timed out after {limit:g}s waiting for {what}:\n{self.describe()}"
                 )
             time.sleep(0.2)
 
@@ -721,9 +772,8 @@ class Rehearsal:
                 continue
             for worker in pod.containers:
                 if worker.restart_count >= self.options.max_restarts:
-                    raise RehearsalError(
-                        f"{worker.ref} restarted {worker.restart_count} times without becoming ready:\n{pod.describe()}"
-                    )
+                    restarts = f"restarted {worker.restart_count} times without becoming ready"
+                    raise RehearsalError(f"{worker.ref} {restarts}:\n{pod.describe()}")
 
     def _control_loop(self) -> None:
         while not self._stop.wait(0.2):
