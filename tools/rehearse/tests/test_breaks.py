@@ -12,11 +12,17 @@ MANIFESTS = Path(__file__).parent / "manifests"
 SERVICE = (MANIFESTS / "breaks-service.yaml").read_text()
 
 
-def variant(db_key: str = "url", probe_port: str = "http", fs_group: str = "fsGroup: 10001") -> str:
+def variant(
+    db_key: str = "url",
+    probe_port: str = "http",
+    fs_group: str = "fsGroup: 10001",
+    user: str = "10001",
+) -> str:
     return (
         SERVICE.replace("DB_KEY", db_key)
         .replace("PROBE_PORT", probe_port)
         .replace("FS_GROUP", fs_group)
+        .replace("runAsUser: 10001", f"runAsUser: {user}")
     )
 
 
@@ -47,6 +53,10 @@ BREAKS = {
         r"(?s)Deployment/shop/users pod users-\S+ container 'users' restarted 3 times "
         r"without becoming ready.*"
         r"PermissionError: \[Errno 13\] Permission denied: '/keys/2026-01.pem'",
+    ),
+    "root where runAsNonRoot is asked": (
+        {"user": "0"},
+        r"Deployment/shop/users pod users-\S+ container 'users': runAsNonRoot and runAsUser is 0",
     ),
 }
 

@@ -94,6 +94,7 @@ def options(args: argparse.Namespace) -> Options:
         namespace_labels=_namespace_labels(args.namespace_label),
         timeout=args.timeout,
         wait=not args.no_wait,
+        max_restarts=args.max_restarts,
         allow_unmodelled=tuple(args.allow_unmodelled),
         publish_port=args.port,
         kubelet=KubeletSettings(backoff_seconds=args.backoff),
@@ -195,6 +196,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         command.add_argument(
             "--backoff", type=float, default=10, help="restart and retry back-off base, seconds"
+        )
+        command.add_argument(
+            "--max-restarts",
+            type=int,
+            default=5,
+            help="fail once a container restarts this often without being ready",
         )
         command.add_argument(
             "--skip-tests", action="store_true", help="do not run the helm test hooks"

@@ -439,15 +439,18 @@ class Pod:
             ports=list(self.published) or None,
             use_config_proxy=False,
         )
-        self.infra_id = container["Id"]
-        api.start(self.infra_id)
-        details = api.inspect_container(self.infra_id)
-        self.ip = details["NetworkSettings"]["Networks"][node.network]["IPAddress"]
-        result = exec_in(api, self.infra_id, ["sh", "-c", SETUP])
+        infra = container["Id"]
+        api.start(infra)
+        details = api.inspect_container(infra)
+        result = exec_in(api, infra, ["sh", "-c", SETUP])
         if result[0] != 0:
+            api.remove_container(infra, force=True)
             raise RehearsalError(
                 f"{self.ref}: could not set up the pod's iptables chains: {result[1]}"
             )
+        # Only now does the pod take part in the network rules.
+        self.ip = details["NetworkSettings"]["Networks"][node.network]["IPAddress"]
+        self.infra_id = infra
         node.apply_rules(self)
 
     def _run_init_containers(self) -> bool:

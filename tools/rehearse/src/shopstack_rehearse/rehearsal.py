@@ -250,8 +250,12 @@ class Rehearsal:
     def install(self, manifests: Manifests, existing: Manifests | None = None) -> None:
         """What ``helm install --wait`` does, then waits for every workload either way."""
         self.findings = self.check(manifests)
-        for obj in (existing or Manifests()).objects:
-            self._apply_resource(obj)
+        if existing is not None and existing.objects:
+            # What exists before the release (a database, its Secrets) is up before the
+            # release's first hook runs.
+            self.check(existing)
+            self._apply(existing)
+            self.wait_settled()
         self._run_hooks(manifests, "pre-install")
         self._apply(manifests)
         if self.options.wait:
