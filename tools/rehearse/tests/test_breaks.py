@@ -40,7 +40,7 @@ BREAKS = {
     ),
     "a probe on the wrong port": (
         {"probe_port": "9090"},
-        r"(?s)timed out after 8s waiting for Deployment/shop/users:.*container users: not ready.*"
+        r"(?s)timed out after 20s waiting for Deployment/shop/users:.*container users: not ready.*"
         r"readiness: HTTP GET \S+:9090/readyz: \[Errno 111\] Connection refused",
     ),
     "a probe on a named port the container lacks": (
@@ -65,7 +65,7 @@ BREAKS = {
 def test_a_break_fails_the_run_naming_the_object(rehearsal, render, name: str) -> None:  # type: ignore[no-untyped-def]
     change, message = BREAKS[name]
     # Only the never-ready pod needs the timeout; the others fail on their own.
-    cluster = rehearsal(timeout=8 if "timed out" in message else 120)
+    cluster = rehearsal(timeout=20 if "timed out" in message else 120)
     with pytest.raises(RehearsalError, match=message):
         cluster.install(render(variant(**change)))
 

@@ -6,6 +6,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from shopstack_rehearse.engine import RehearsalError
+
 pytestmark = pytest.mark.rehearse
 
 MANIFESTS = Path(__file__).parent / "manifests"
@@ -30,12 +32,12 @@ def through_service(cluster, app_image: str) -> tuple[int | None, str]:  # type:
 def test_readiness_gates_the_service_and_liveness_restarts_in_place(
     rehearsal, render, app_image
 ) -> None:  # type: ignore[no-untyped-def]
-    cluster = rehearsal(timeout=5)
-    with pytest.raises(Exception, match="timed out after 5s waiting for Deployment/shop/web"):
+    cluster = rehearsal(timeout=10)
+    with pytest.raises(RehearsalError, match="timed out after 10s waiting for Deployment/shop/web"):
         cluster.install(render(PROBED))
     (pod,) = cluster.pods("Deployment/shop/web")
     web, side = pod.containers
-    assert web.ready
+    wait_for(lambda: web.ready)
     assert not side.ready
     assert "exec python3" in side.last_probe
     # The exec probe passes once the file exists, written through the shared emptyDir.
