@@ -57,6 +57,7 @@ def test_a_deployment_runs_as_its_manifest_says(rehearsal, render, app_image) ->
     assert identity["hostname"] == pod.name
     assert identity["cwd"] == "/tmp"  # noqa: S108 - the container's workingDir
     assert get(ip, "/memory").text == str(96 * 2**20)
+    assert get(ip, "/cpu").text == "50000"  # 500m: half of each 100 ms period
 
     # Read-only root, a writable emptyDir; the 0400 key is readable through fsGroup.
     assert "Read-only file system" in get(ip, "/write?path=/app/x").text
@@ -66,6 +67,10 @@ def test_a_deployment_runs_as_its_manifest_says(rehearsal, render, app_image) ->
     assert (key["mode"], key["gid"], key["uid"]) == ("0o440", 2000, 0)
     assert json.loads(get(ip, "/stat?path=/keys/sub/password").text)["mode"] == "0o440"
     assert get(ip, "/file?path=/etc/settings.conf").text == "hello"
+    # The claim: one volume for both pods, the pod's fsGroup on it.
+    assert json.loads(get(ip, "/stat?path=/data").text)["gid"] == 2000
+    assert get(ip, "/write?path=/data/shared").text == "written"
+    assert get(pods[1].ip, "/file?path=/data/shared").text == "x"
 
     # The Service: DNS names of the cluster, port 80 to the pods' named port 8080.
     for name in ("web", "web.shop", "web.shop.svc", "web.shop.svc.cluster.local"):

@@ -2,7 +2,7 @@
 
 serve [PORT]     HTTP: /healthz (500 once /fail was called), /readyz (503 while
                  /unready is on), /env/NAME, /file?path=, /stat?path=, /write?path=, /id,
-                 /memory, /fetch?url=, POST anything (answers the body size), anything
+                 /memory, /cpu, /fetch?url=, POST anything (answers the body size), anything
                  else (answers hostname and path). SIGTERM is logged and ends the server,
                  unless IGNORE_TERM=1. READ_AT_START=path makes start-up read a file first.
 fetch URL        GET URL; print the status and body; exit 0 on 2xx, 1 otherwise.
@@ -86,6 +86,14 @@ def memory(query: dict[str, str]) -> tuple[int, str]:
     return 200, (unified if unified.exists() else legacy).read_text().strip()
 
 
+def cpu(query: dict[str, str]) -> tuple[int, str]:
+    """The CPU quota per 100 ms period, in microseconds."""
+    unified = Path("/sys/fs/cgroup/cpu.max")
+    if unified.exists():
+        return 200, unified.read_text().split()[0]
+    return 200, Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text().strip()
+
+
 def proxy(query: dict[str, str]) -> tuple[int, str]:
     status, body = fetch(query["url"])
     return 200, json.dumps({"status": status, "body": body[:500]})
@@ -102,6 +110,7 @@ ROUTES: dict[str, Callable[[dict[str, str]], tuple[int, str]]] = {
     "/stat": stat,
     "/id": identity,
     "/memory": memory,
+    "/cpu": cpu,
     "/fetch": proxy,
 }
 
