@@ -1,6 +1,7 @@
 """Ingress and HTTPRoute through the rehearsal's NGINX: what the rules route, and 404 for
 everything else."""
 
+import ipaddress
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,11 @@ ROUTED = (MANIFESTS / "ingress-routed.yaml").read_text()
 def test_only_routed_hosts_and_paths_reach_the_service(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
     cluster = rehearsal()
     cluster.install(render(ROUTED))
+    # The controller has an address of its own network, which a chart can trust by name.
+    assert cluster.nginx is not None
+    assert ipaddress.ip_address(cluster.nginx.ip) in ipaddress.ip_network(cluster.ingress_cidr)
+    (web,) = cluster.pods("Deployment/shop/web")
+    assert ipaddress.ip_address(web.ip) not in ipaddress.ip_network(cluster.ingress_cidr)
     assert any(
         "Ingress/shop/other-class: class 'traefik' is not served" in note for note in cluster.notes
     )

@@ -113,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     started = time.monotonic()
     with Rehearsal(options(args)) as rehearsal:
+        print(f"the ingress controller's network is {rehearsal.ingress_cidr}")
         rehearsal.install(manifests, existing)
         installed = time.monotonic() - started
         tests = rehearsal.test(manifests) if not args.skip_tests else []
@@ -125,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         for note in rehearsal.notes:
             print(f"  note: {note}")
         if rehearsal.nginx is not None:
-            print(f"NGINX: {rehearsal.url}")
+            where = f"in-cluster {rehearsal.nginx.ip}, in {rehearsal.ingress_cidr}"
+            print(f"NGINX: {rehearsal.url} ({where})")
         print(f"helm test: {len(tests)} hook(s) passed")
         if args.keep:
             print("running until Ctrl-C")

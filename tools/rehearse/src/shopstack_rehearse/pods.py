@@ -115,6 +115,7 @@ class Pod:
         subdomain: str = "",
         published: Mapping[int, int] | None = None,
         claim_volumes: Mapping[str, str] | None = None,
+        address: str = "",
     ) -> None:
         self.node = node
         self.name = name
@@ -127,6 +128,7 @@ class Pod:
         self.subdomain = subdomain
         self.published = dict(published or {})
         self.claim_volumes = dict(claim_volumes or {})
+        self.address = address  # a fixed pod address, outside the range pods draw from
         self.revision = ""
         self.ordinal: int | None = None
         self.ip = ""
@@ -424,7 +426,11 @@ class Pod:
             port_bindings={port: ("127.0.0.1", host) for port, host in self.published.items()},
         )
         networking = api.create_networking_config(
-            {node.network: api.create_endpoint_config(aliases=self.aliases or None)}
+            {
+                node.network: api.create_endpoint_config(
+                    aliases=self.aliases or None, ipv4_address=self.address or None
+                )
+            }
         )
         container = api.create_container(
             node.infra_image,

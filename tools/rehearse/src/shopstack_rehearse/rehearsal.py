@@ -4,6 +4,7 @@ applied to it in Helm's order, and the day-2 operations run against it."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -134,6 +135,7 @@ class Rehearsal:
         self.controllers: dict[str, WorkloadController] = {}
         self.background: list[tuple[KubeObject, threading.Thread, list[JobOutcome]]] = []
         self.nginx: Pod | None = None
+        self.ingress_cidr = ""
         self.nginx_port: int | None = None
         self._pods: list[Pod] = []
         self._net_lock = threading.RLock()
@@ -154,21 +156,12 @@ class Rehearsal:
 
     def start(self) -> None:
         image = infra_image(self.client, self.options.infra_base)
-        network = self.client.networks.create(
-            self.run.name("cluster"),
-            driver="bridge",
-            labels=self.run.labels(role="network"),
-            check_duplicate=True,
-        )
-        network.reload()
-        gateway = network.attrs["IPAM"]["Config"][0].get("Gateway")
-        if not gateway:
-            raise RehearsalError(f"the network {network.name} has no gateway address for the node")
+        network, gateway = self._create_network()
         self.node = Node(
             run=self.run,
             infra_image=image,
             network=network.name,
-            node_ip=gateway.split("/")[0],
+            node_ip=gateway,
             images=self.options.images,
             store=self,
             volumes_root=self.volumes_root,
@@ -181,6 +174,36 @@ class Rehearsal:
         log.info(
             "rehearsal %s: network %s, node %s", self.run.run_id, network.name, self.node.node_ip
         )
+
+    def _create_network(self) -> tuple[Any, str]:
+        """The cluster network: pods take addresses from the lower half of a subnet the
+        engine picks; the top /28 is kept for the ingress controller, so a chart can name
+        the controller's network (``ingress_cidr``) for trusted proxies or an ipBlock."""
+        import docker
+
+        probe = self.client.networks.create(
+            self.run.name("probe"), driver="bridge", labels=self.run.labels(role="network")
+        )
+        probe.reload()
+        config = probe.attrs["IPAM"]["Config"][0]
+        probe.remove()
+        subnet = ipaddress.ip_network(config["Subnet"])
+        if subnet.version != 4 or subnet.prefixlen > 26:
+            raise RehearsalError(
+                f"the engine gave the subnet {subnet}; the rehearsal needs IPv4, /26 or larger"
+            )
+        pods = next(subnet.subnets(new_prefix=subnet.prefixlen + 1))
+        self.ingress_cidr = str(list(subnet.subnets(new_prefix=28))[-1])
+        gateway = config.get("Gateway") or str(next(subnet.hosts()))
+        pool = docker.types.IPAMPool(subnet=str(subnet), iprange=str(pods), gateway=gateway)
+        network = self.client.networks.create(
+            self.run.name("cluster"),
+            driver="bridge",
+            labels=self.run.labels(role="network"),
+            ipam=docker.types.IPAMConfig(pool_configs=[pool]),
+            check_duplicate=True,
+        )
+        return network, gateway
 
     def close(self) -> None:
         if self._closed:
@@ -727,6 +750,7 @@ class Rehearsal:
             labels=self.options.ingress_labels,
             spec=spec,
             published={80: publish} if publish else None,
+            address=str(ipaddress.ip_network(self.ingress_cidr)[2]),
         )
         self.nginx = pod
         pod.start()
