@@ -39,7 +39,7 @@ from shopstack_rehearse.pods import CLUSTER_DOMAIN, KubeletSettings, Node, Pod, 
 
 log = logging.getLogger("shopstack_rehearse")
 
-# Helm's install order, for hooks of the same weight.
+# Helm's install order: a release's objects are applied in it, hooks of one weight sorted by it.
 KIND_ORDER = {
     kind: index
     for index, kind in enumerate(
@@ -222,6 +222,10 @@ class Rehearsal:
         with contextlib.suppress(Exception):
             self.client.close()
 
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
     # --- the store the pods read ----------------------------------------------------------
     def secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
         return self.secrets.get((namespace, name))
@@ -303,7 +307,7 @@ class Rehearsal:
         self._run_hooks(manifests, "test")
         runs = self.hook_runs[before:]
         if not runs:
-            self.notes.append("the render has no helm test hook")
+            self._note("the render has no helm test hook")
         return runs
 
     # --- day 2 ----------------------------------------------------------------------------
@@ -470,7 +474,7 @@ class Rehearsal:
                     f"{obj.ref}: port protocol {port.get('protocol')} is not modelled"
                 )
         if obj.spec.get("type") in {"NodePort", "LoadBalancer"}:
-            self.notes.append(
+            self._note(
                 f"{obj.ref}: type {obj.spec['type']} is reached in-cluster only, as a ClusterIP"
             )
 
@@ -518,7 +522,7 @@ class Rehearsal:
             )
         note = controller.capped_note()
         if note:
-            self.notes.append(note)
+            self._note(note)
             log.warning("%s", note)
         self.controllers[obj.ref] = controller
 
@@ -682,7 +686,7 @@ class Rehearsal:
                 )
                 if wanted and wanted != self.options.ingress_class:
                     served_class = f"--ingress-class {self.options.ingress_class}"
-                    self.notes.append(f"{obj.ref}: class {wanted!r} is not served ({served_class})")
+                    self._note(f"{obj.ref}: class {wanted!r} is not served ({served_class})")
                     continue
                 try:
                     ingress_nginx.from_ingress(obj, routes, self._service_port)
@@ -695,7 +699,8 @@ class Rehearsal:
                 except (RehearsalError, ManifestError) as error:
                     raise RehearsalError(f"{obj.ref}: {error}") from error
                 served.append(obj)
-        self.notes.extend(routes.notes)
+        for note in routes.notes:
+            self._note(note)
         if not served and self.nginx is None:
             return
         config = {"nginx.conf": ingress_nginx.render(routes).encode()}
