@@ -55,28 +55,14 @@ def test_survey_names_each_unmodelled_field(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.rehearse
-def test_an_interrupted_run_removes_everything(
-    tmp_path: Path, docker_client, app_image: str
-) -> None:  # type: ignore[no-untyped-def]
+def start_run(tmp_path: Path, docker_client, app_image: str) -> tuple[subprocess.Popen[str], str]:  # type: ignore[no-untyped-def]
+    """A CLI run of a pod that never gets ready, once its first container exists."""
     rendered = tmp_path / "rendered.yaml"
-    rendered.write_text(
-        textwrap.dedent(SMALL).replace("      hostNetwork: true\n", "").replace("IMAGE", app_image)
-    )
+    small = textwrap.dedent(SMALL).replace("      hostNetwork: true\n", "")
+    rendered.write_text(small.replace("IMAGE", app_image))
+    command = [sys.executable, "-m", "shopstack_rehearse", "run", "--manifests", str(rendered)]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "shopstack_rehearse",
-            "run",
-            "--manifests",
-            str(rendered),
-            "--timeout",
-            "120",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        [*command, "--timeout", "120"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert process.stdout is not None
     run_id = ""
@@ -85,23 +71,47 @@ def test_an_interrupted_run_removes_everything(
             run_id = line.split()[2].rstrip(":")
             break
     assert run_id, "the run did not start"
-    selector = {"label": f"{RUN_LABEL}={run_id}"}
+    containers = {"label": [f"{RUN_LABEL}={run_id}", "shopstack.rehearse/role=container"]}
     deadline = time.monotonic() + 60
-    while not docker_client.api.containers(
-        filters={
-            **selector,
-            "label": [f"{RUN_LABEL}={run_id}", "shopstack.rehearse/role=container"],
-        }
-    ):
+    while not docker_client.api.containers(filters=containers):
         assert time.monotonic() < deadline, "no container started"
         time.sleep(0.2)
+    return process, run_id
+
+
+def leftovers(docker_client, run_id: str) -> list[object]:  # type: ignore[no-untyped-def]
+    selector = {"label": f"{RUN_LABEL}={run_id}"}
+    return [
+        *docker_client.api.containers(all=True, filters=selector),
+        *docker_client.api.networks(filters=selector),
+        *(docker_client.api.volumes(filters=selector)["Volumes"] or []),
+    ]
+
+
+@pytest.mark.rehearse
+def test_an_interrupted_run_removes_everything(
+    tmp_path: Path, docker_client, app_image: str
+) -> None:  # type: ignore[no-untyped-def]
+    process, run_id = start_run(tmp_path, docker_client, app_image)
     process.send_signal(signal.SIGINT)
     output = process.communicate(timeout=90)[0]
     assert process.returncode == 130, output
     assert "interrupted: everything the rehearsal made is removed" in output
-    assert docker_client.api.containers(all=True, filters=selector) == []
-    assert docker_client.api.networks(filters=selector) == []
-    assert not (docker_client.api.volumes(filters=selector)["Volumes"])
+    assert leftovers(docker_client, run_id) == []
+
+
+@pytest.mark.rehearse
+def test_clean_removes_what_a_killed_run_left(
+    tmp_path: Path, docker_client, app_image: str
+) -> None:  # type: ignore[no-untyped-def]
+    process, run_id = start_run(tmp_path, docker_client, app_image)
+    process.kill()
+    process.communicate(timeout=30)
+    assert leftovers(docker_client, run_id) != []
+    result = cli("clean")
+    assert result.returncode == 0, result.stderr
+    assert f"run {run_id}: removed" in result.stdout
+    assert leftovers(docker_client, run_id) == []
     assert not ([])
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from shopstack_rehearse.coverage import Finding, markdown_table, survey
-from shopstack_rehearse.engine import ImageMap, RehearsalError
+from shopstack_rehearse.engine import ImageMap, RehearsalError, abandoned_runs, clean_up, connect
 from shopstack_rehearse.manifests import ManifestError, Manifests, parse_stream
 from shopstack_rehearse.pods import KubeletSettings
 from shopstack_rehearse.rehearsal import Options, Rehearsal
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopstack-rehearse", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, summary in (
@@ -210,7 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         command.add_argument("--keep", action="store_true", help="keep running until Ctrl-C")
     commands.add_parser("fields", help="print every field the rehearsal models or refuses")
-    args = parser.parse_args(argv)
+    commands.add_parser("clean", help="remove what runs whose process was killed left behind")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="rehearse: %(message)s")
 
     def interrupted(signum: int, frame: FrameType | None) -> None:
@@ -220,6 +225,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "fields":
             print(markdown_table(), end="")
+            return 0
+        if args.command == "clean":
+            client = connect()
+            for run_id in sorted(abandoned_runs(client)):
+                problems = clean_up(client, run_id)
+                print(f"run {run_id}: removed" + "".join(f"\n  {p}" for p in problems))
             return 0
         if args.command == "survey":
             manifests, _ = load(args)

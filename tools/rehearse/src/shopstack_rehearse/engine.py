@@ -9,6 +9,7 @@ import io
 import logging
 import os
 import re
+import socket
 import tarfile
 import threading
 import time
@@ -18,6 +19,9 @@ from importlib import resources
 from typing import Any
 
 RUN_LABEL = "shopstack.rehearse/run"
+# The process that made a run and its host: a run whose process is gone (SIGKILL) left
+# its objects behind, and `shopstack-rehearse clean` removes them.
+PROCESS_LABEL = "shopstack.rehearse/process"
 OBJECT_LABEL = "shopstack.rehearse/object"
 ROLE_LABEL = "shopstack.rehearse/role"
 
@@ -145,7 +149,7 @@ class Run:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def labels(self, ref: str = "", role: str = "") -> dict[str, str]:
-        labels = {RUN_LABEL: self.run_id}
+        labels = {RUN_LABEL: self.run_id, PROCESS_LABEL: f"{socket.gethostname()}:{os.getpid()}"}
         if ref:
             labels[OBJECT_LABEL] = ref[:250]
         if role:
@@ -161,6 +165,28 @@ class Run:
     def clean_up(self) -> list[str]:
         """Remove every container, network and volume of this run; return what failed."""
         return clean_up(self.client, self.run_id)
+
+
+def abandoned_runs(client: Any) -> set[str]:
+    """Runs made on this host by a process that no longer exists."""
+    host = socket.gethostname()
+    runs: set[str] = set()
+    for container in client.api.containers(all=True, filters={"label": PROCESS_LABEL}):
+        labels = container.get("Labels") or {}
+        owner_host, _, pid = labels.get(PROCESS_LABEL, "").rpartition(":")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            runs.add(labels[RUN_LABEL])
+    return runs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def clean_up(client: Any, run_id: str) -> list[str]:

@@ -211,6 +211,10 @@ class Pod:
         self._stop_grace = 0
         self._stop.set()
 
+    def join(self, timeout: float) -> None:
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
     def wait_finished(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -215,6 +215,10 @@ class Rehearsal:
         # Everything goes at once: the pods' own stop sequences would only slow clean-up.
         for pod in list(self._pods):
             pod.abandon()
+        # Their threads remove what they made; waiting for them leaves no container
+        # created after the clean-up below.
+        for pod in list(self._pods):
+            pod.join(5)
         problems = self.run.clean_up()
         shutil.rmtree(self.volumes_root, ignore_errors=True)
         for problem in problems:
