@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -85,6 +86,7 @@ def leftovers(docker_client, run_id: str) -> list[object]:  # type: ignore[no-un
         *docker_client.api.containers(all=True, filters=selector),
         *docker_client.api.networks(filters=selector),
         *(docker_client.api.volumes(filters=selector)["Volumes"] or []),
+        *Path(tempfile.gettempdir()).glob(f"shopstack-rehearse-{run_id}-*"),
     ]
 
 

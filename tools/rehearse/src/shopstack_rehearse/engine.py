@@ -9,19 +9,24 @@ import io
 import logging
 import os
 import re
+import shutil
 import socket
 import tarfile
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 RUN_LABEL = "shopstack.rehearse/run"
 # The process that made a run and its host: a run whose process is gone (SIGKILL) left
 # its objects behind, and `shopstack-rehearse clean` removes them.
 PROCESS_LABEL = "shopstack.rehearse/process"
+# Where a run writes its Secret and ConfigMap volumes: <temp>/<prefix><run id>-<random>.
+VOLUMES_PREFIX = "shopstack-rehearse-"
 OBJECT_LABEL = "shopstack.rehearse/object"
 ROLE_LABEL = "shopstack.rehearse/role"
 
@@ -217,4 +222,6 @@ def clean_up(client: Any, run_id: str) -> list[str]:
         with contextlib.suppress(Exception):
             client.volumes.get(volume.name)
             problems.append(f"volume {volume.name}: still there")
+    for directory in Path(tempfile.gettempdir()).glob(f"{VOLUMES_PREFIX}{run_id}-*"):
+        shutil.rmtree(directory, ignore_errors=True)
     return problems

@@ -26,7 +26,14 @@ from shopstack_rehearse.controllers import (
     run_job,
 )
 from shopstack_rehearse.coverage import Finding, survey
-from shopstack_rehearse.engine import ImageMap, RehearsalError, Run, connect, infra_image
+from shopstack_rehearse.engine import (
+    VOLUMES_PREFIX,
+    ImageMap,
+    RehearsalError,
+    Run,
+    connect,
+    infra_image,
+)
 from shopstack_rehearse.manifests import (
     KubeObject,
     ManifestError,
@@ -142,7 +149,7 @@ class Rehearsal:
         self._control_lock = threading.RLock()
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
-        self.volumes_root = Path(tempfile.mkdtemp(prefix=f"shopstack-rehearse-{self.run.run_id}-"))
+        self.volumes_root = Path(tempfile.mkdtemp(prefix=f"{VOLUMES_PREFIX}{self.run.run_id}-"))
         self.node: Node | None = None
         self._closed = False
 
