@@ -61,7 +61,7 @@ test: $(VENV_STAMP) $(HELM) monitoring-tools ## unit, integration and end-to-end
 
 .PHONY: test-unit
 test-unit: $(VENV_STAMP) ## only the tests that need no servers
-	$(call PYTEST_TIER,-m "not integration and not e2e and not images")
+	$(call PYTEST_TIER,-m "not integration and not e2e and not images and not rehearse")
 
 .PHONY: test-integration
 test-integration: $(VENV_STAMP) ## only the tests on real PostgreSQL and Redis
@@ -106,7 +106,7 @@ lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy --strict
 
 .PHONY: typecheck
 typecheck: $(VENV_STAMP) ## mypy --strict on the service, library and tooling code
-	$(RUN) mypy libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src monitoring/dashboards
+	$(RUN) mypy libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src tools/rehearse/src monitoring/dashboards
 
 .PHONY: format
 format: $(VENV_STAMP) ## rewrite files with ruff's formatter and fixes
@@ -134,12 +134,17 @@ airgap-images: ## start a Docker engine and build the base-image stand-ins (no r
 test-containers: $(VENV_STAMP) ## integration tests on testcontainers (needs a Docker engine and images)
 	SHOPSTACK_TEST_BACKEND=containers $(call PYTEST_TIER,-m integration)
 
+.PHONY: test-rehearse
+test-rehearse: $(VENV_STAMP) ## the deploy rehearsal's own tests: small manifests on a Docker engine (fails without one)
+	$(call PYTEST_TIER,tools/rehearse/tests)
+
 .PHONY: ci
 ci: ## what CI runs: lint, types, every test on embedded servers, then the container tiers
 	$(MAKE) lint
 	SHOPSTACK_TEST_BACKEND=embedded $(MAKE) test
 	$(MAKE) airgap-images
-	set -a && . $(AIRGAP)/images.env && set +a && $(MAKE) test-containers && $(MAKE) test-images
+	set -a && . $(AIRGAP)/images.env && set +a && \
+	  $(MAKE) test-containers && $(MAKE) test-images && $(MAKE) test-rehearse
 
 PYTHON_IMAGE ?= python:3.11-slim
 # One tag for the three images and the release: the commit, so a tag is never reused.
@@ -241,6 +246,16 @@ status: $(HELM) ## the release, its pods, Services, routes, autoscalers and disr
 	$(HELM) status $(RELEASE) --namespace $(NAMESPACE)
 	$(KUBECTL) --namespace $(NAMESPACE) get deploy,statefulset,pod,svc,ingress,hpa,pdb,job \
 	  -l app.kubernetes.io/instance=$(RELEASE)
+
+# The rehearsal runs the chart's images from their local builds (`make images`).
+VALUES ?=
+REHEARSE_IMAGES ?= shopstack/*:*=shopstack/*:$(IMAGE_TAG)
+REHEARSE_ARGS ?=
+
+.PHONY: rehearse
+rehearse: $(VENV_STAMP) $(HELM) ## run what the chart renders for VALUES as containers, as the kubelet would (needs Docker; REHEARSE_ARGS for more)
+	$(RUN) shopstack-rehearse run --chart $(CHART) --helm $(HELM) --release $(RELEASE) \
+	  --namespace $(NAMESPACE) $(if $(VALUES),--values $(VALUES)) --image '$(REHEARSE_IMAGES)' $(REHEARSE_ARGS)
 
 .PHONY: clean
 clean: ## remove the virtualenv, caches and tool bootstrap (keeps .devstack data)

@@ -1,0 +1,1 @@
+"""Runs what a Helm chart renders as Docker containers, the way the kubelet would."""

@@ -1,0 +1,5 @@
+import sys
+
+from shopstack_rehearse.cli import main
+
+sys.exit(main())

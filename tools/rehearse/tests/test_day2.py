@@ -1,0 +1,143 @@
+"""Day-2 operations: rolling restart, upgrade, a killed pod, a Secret that changes; and a
+StatefulSet's ordinals, claims and DNS."""
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.rehearse
+
+MANIFESTS = Path(__file__).parent / "manifests"
+WEB = (MANIFESTS / "day2-web.yaml").read_text()
+
+
+class Load:
+    """A bounded request loop through NGINX: counts what was sent and what failed."""
+
+    def __init__(self, url: str, limit: int = 5000) -> None:
+        self.url, self.limit = url, limit
+        self.sent = self.failed = 0
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self._stop.is_set() and self.sent < self.limit:
+                self.sent += 1
+                try:
+                    answer = client.get(f"{self.url}/load")
+                    if answer.status_code != 200:
+                        self.failed += 1
+                        self.failures.append(f"{answer.status_code} {answer.text[:100]}")
+                except httpx.HTTPError as error:
+                    self.failed += 1
+                    self.failures.append(repr(error))
+                time.sleep(0.01)
+
+    def __enter__(self) -> "Load":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def test_rolling_restart_replaces_each_pod_with_no_failed_request(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
+    cluster = rehearsal()
+    cluster.install(render(WEB))
+    before = {p.name for p in cluster.pods("Deployment/shop/web")}
+    with Load(cluster.url) as load:
+        time.sleep(0.5)
+        cluster.rolling_restart("web")
+        time.sleep(0.5)
+    after = {p.name for p in cluster.pods("Deployment/shop/web")}
+    print(f"rolling restart: {load.sent} requests sent, {load.failed} failed")
+    assert len(after) == 2
+    assert not before & after
+    assert load.sent > 50
+    assert load.failed == 0, load.failures[:5]
+
+
+def test_upgrade_rolls_changed_pods_and_runs_the_upgrade_hooks(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
+    cluster = rehearsal()
+    cluster.install(render(WEB))
+    before = {p.name for p in cluster.pods("Deployment/shop/web")}
+    hooks = len(cluster.hook_runs)
+    cluster.upgrade(
+        render(WEB.replace("GREETING: hello", "GREETING: howdy").replace("CHECKSUM", "changed"))
+    )
+    assert [(r.phase, r.ref) for r in cluster.hook_runs[hooks:]] == [
+        ("pre-upgrade", "Job/shop/migrate")
+    ]
+    pods = cluster.pods("Deployment/shop/web")
+    assert len(pods) == 2
+    assert not before & {p.name for p in pods}
+    assert httpx.get(f"http://{pods[0].ip}:8080/env/GREETING").text == "howdy"
+    # An upgrade that changes nothing in the pod template leaves the pods alone.
+    same = {p.name for p in pods}
+    cluster.upgrade(
+        render(WEB.replace("GREETING: hello", "GREETING: howdy").replace("CHECKSUM", "changed"))
+    )
+    assert {p.name for p in cluster.pods("Deployment/shop/web")} == same
+
+
+def test_a_killed_pod_is_replaced_and_a_secret_update_reaches_mounted_files(
+    rehearsal, render
+) -> None:  # type: ignore[no-untyped-def]
+    cluster = rehearsal()
+    cluster.install(render(WEB))
+    victim, survivor = cluster.pods("Deployment/shop/web")
+    cluster.kill_pod(victim.name)
+    assert httpx.get(f"{cluster.url}/still-there", timeout=5).status_code == 200
+    cluster.wait_settled()
+    names = {p.name for p in cluster.pods("Deployment/shop/web")}
+    assert survivor.name in names
+    assert victim.name not in names
+    assert len(names) == 2
+
+    assert cluster.update_secret("shop", "keys", {"new.pem": b"NEW"}) == 2
+    for pod in cluster.pods("Deployment/shop/web"):
+        assert (
+            httpx.get(f"http://{pod.ip}:8080/file", params={"path": "/keys/new.pem"}).text == "NEW"
+        )
+        assert (
+            httpx.get(f"http://{pod.ip}:8080/file", params={"path": "/keys/old.pem"}).text == "OLD"
+        )
+
+
+DATABASE = (MANIFESTS / "day2-database.yaml").read_text()
+
+
+def test_a_statefulset_keeps_its_ordinals_claims_and_names(rehearsal, render, app_image) -> None:  # type: ignore[no-untyped-def]
+    cluster = rehearsal()
+    cluster.install(render(DATABASE))
+    first, second = sorted(cluster.pods("StatefulSet/shop/db"), key=lambda p: p.name)
+    assert (first.name, second.name) == ("db-0", "db-1")
+    assert first.ready_since is not None
+    assert second.created_at >= first.ready_since
+    assert (
+        json.loads(httpx.get(f"http://{first.ip}:8080/stat", params={"path": "/data"}).text)["gid"]
+        == 2000
+    )
+    assert (
+        httpx.get(f"http://{first.ip}:8080/write", params={"path": "/data/row"}).text == "written"
+    )
+
+    cluster.kill_pod("db-0")
+    cluster.wait_settled()
+    again = cluster.pod("db-0")
+    assert again is not first
+    assert httpx.get(f"http://{again.ip}:8080/file", params={"path": "/data/row"}).text == "x"
+    code, log = cluster.run_pod(
+        "client",
+        image=app_image,
+        command=["python3", "/app/app.py", "fetch", "http://db-1.db-headless:8080/who"],
+    )
+    assert code == 0, log
+    assert "db-1 /who" in log, log
