@@ -3,24 +3,37 @@ parse their form bodies themselves: their errors follow RFC 6749 §5.2, not prob
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import INCLUDE, Schema, fields, validate
+
+from shopstack_users.fields import Text
+
+# Nothing legitimate is longer; the router refuses more before any work (argon2 included).
+MAX_PARAMETER_LENGTH = 4096
+GRANT_TYPES = ("password", "refresh_token", "client_credentials")
+
+
+def _parameter(description: str, **kwargs: Any) -> Text:
+    return Text(
+        validate=validate.Length(min=1, max=MAX_PARAMETER_LENGTH),
+        metadata={"description": description},
+        **kwargs,
+    )
 
 
 class TokenRequestSchema(Schema):
-    grant_type = fields.String(
-        required=True,
-        validate=validate.OneOf(["password", "refresh_token", "client_credentials"]),
-    )
-    username = fields.String(metadata={"description": "password grant: the email"})
-    password = fields.String(metadata={"description": "password grant"})
-    refresh_token = fields.String(metadata={"description": "refresh_token grant"})
-    scope = fields.String(metadata={"description": "space-separated scopes (optional)"})
-    client_id = fields.String(
-        metadata={"description": "client_credentials grant, unless sent with HTTP Basic"}
-    )
-    client_secret = fields.String(
-        metadata={"description": "client_credentials grant, unless sent with HTTP Basic"}
-    )
+    class Meta:
+        # RFC 6749 §3.2: unrecognised parameters are ignored.
+        unknown = INCLUDE
+
+    grant_type = Text(required=True, validate=validate.OneOf(GRANT_TYPES))
+    username = _parameter("password grant (required): the email")
+    password = _parameter("password grant (required)")
+    refresh_token = _parameter("refresh_token grant (required)")
+    scope = _parameter("space-separated scope tokens (optional; default: all allowed)")
+    client_id = _parameter("client_credentials grant, unless sent with HTTP Basic")
+    client_secret = _parameter("client_credentials grant, unless sent with HTTP Basic")
 
 
 class TokenResponseSchema(Schema):
@@ -48,8 +61,11 @@ class OAuthErrorSchema(Schema):
 
 
 class RevokeRequestSchema(Schema):
-    token = fields.String(required=True)
-    token_type_hint = fields.String()
+    class Meta:
+        unknown = INCLUDE
+
+    token = _parameter("the refresh token", required=True)
+    token_type_hint = _parameter("`refresh_token` or `access_token` (RFC 7009; not needed)")
 
 
 class JwkSchema(Schema):
