@@ -111,7 +111,7 @@ class PrivatePostgres:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - the wheel's own binary
+        self.process = subprocess.Popen(
             self.server.command(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
