@@ -5,20 +5,22 @@ sends for a verified token."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import jwt
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from shopstack_common.identity import Identity
+from shopstack_common.identity import Identity, is_identity_header
+from shopstack_common.wsgi import StartResponse
 from shopstack_devstack.ports import free_port
 from shopstack_users.accounts.models import User
 from shopstack_users.config import UsersSettings
-from shopstack_users.keys import write_new_key
+from shopstack_users.keys import ALGORITHM, write_new_key
 from shopstack_users.main import create_app
 from shopstack_users.resources import resources
 
@@ -176,3 +178,57 @@ class UsersApi:
 @pytest.fixture
 def api(client: FlaskClient) -> UsersApi:
     return UsersApi(client)
+
+
+class GatewayEdge:
+    """What the gateway does in front of the users service, as far as the service relies on
+    it: client ``X-Shopstack-*`` headers are dropped, and a bearer token that the service's
+    own keys verify becomes the identity headers the gateway sends."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        found = resources(app)
+        self.keys = found.keys
+        self.issuer = found.settings.jwt_issuer
+        self.audience = found.settings.jwt_audience
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        for key in [k for k in environ if k.startswith("HTTP_")]:
+            if is_identity_header(key[5:].replace("_", "-")):
+                del environ[key]
+        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() == "bearer":
+            del environ["HTTP_AUTHORIZATION"]
+            identity = self.verify(token.strip())
+            if identity is not None:
+                for name, value in identity.to_headers().items():
+                    environ["HTTP_" + name.upper().replace("-", "_")] = value
+        return self.app.wsgi_app(environ, start_response)
+
+    def verify(self, token: str) -> Identity | None:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = next(k for k in self.keys.keys if k.kid == kid)
+            claims = jwt.decode(
+                token,
+                key.public_key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+            )
+        except (jwt.PyJWTError, StopIteration):
+            return None
+        user_id = None if claims["sub"] == claims["client_id"] else uuid.UUID(claims["sub"])
+        return Identity(
+            user_id=user_id,
+            client_id=claims["client_id"],
+            roles=frozenset(claims["roles"]),
+            scopes=frozenset(claims["scope"].split()),
+            token_id=claims["jti"],
+        )
+
+
+@pytest.fixture
+def behind_gateway() -> type[GatewayEdge]:
+    """``behind_gateway(app)``: the app as clients reach it through the gateway."""
+    return GatewayEdge

@@ -58,6 +58,8 @@ def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
         for key, value in messages.items():
             if isinstance(key, int):
                 name = f"{prefix}[{key}]"
+            elif key == "_schema":  # marshmallow's key for what is wrong with the whole object
+                name = prefix
             else:
                 name = f"{prefix}.{key}" if prefix else str(key)
             pairs.extend(_flatten(value, name))

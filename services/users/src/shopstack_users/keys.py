@@ -169,7 +169,7 @@ class KeyRing:
 
 
 def _parse(kid: str, origin: str, pem: bytes) -> SigningKey:
-    if not _VALID_KID.match(kid):
+    if not _VALID_KID.fullmatch(kid):
         raise SigningKeyError(f"{origin}: kid {kid!r} must match {_VALID_KID.pattern}")
     try:
         key = serialization.load_pem_private_key(pem, password=None)
@@ -190,7 +190,7 @@ def new_private_key_pem() -> bytes:
 
 def write_new_key(directory: Path, kid: str) -> Path:
     """Create ``<directory>/<kid>.pem``, readable by its owner only."""
-    if not _VALID_KID.match(kid):
+    if not _VALID_KID.fullmatch(kid):
         raise SigningKeyError(f"kid {kid!r} must match {_VALID_KID.pattern}")
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{kid}.pem"

@@ -51,6 +51,7 @@ def create_app(settings: UsersSettings | None = None) -> Flask:
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     )
+    api.spec.components.security_scheme("clientBasic", {"type": "http", "scheme": "basic"})
     api.register_blueprint(accounts)
     api.register_blueprint(user_admin)
     api.register_blueprint(tokens)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Flask, Response, json
 from flask_smorest import Api
 
@@ -22,10 +24,30 @@ BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 DOCUMENT_PATH = "/openapi.json"
 
 
+class SchemaKeywordsPlugin(MarshmallowPlugin):
+    """Adds the JSON Schema keywords a marshmallow schema declares in ``Meta.json_schema``:
+    what its ``validates_schema`` rules accept, which fields alone cannot say."""
+
+    # The signature is MarshmallowPlugin's, which apispec's typed base class does not match.
+    def schema_helper(  # type: ignore[override]
+        self, name: str, _: Any, schema: Any = None, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        json_schema: dict[str, Any] | None = super().schema_helper(  # type: ignore[no-untyped-call]
+            name, _, schema=schema, **kwargs
+        )
+        if json_schema is not None:
+            meta = getattr(resolve_schema_cls(schema), "Meta", None)
+            json_schema.update(getattr(meta, "json_schema", {}))
+        return json_schema
+
+
 class UsersApi(Api):  # type: ignore[misc]
     # Every error is documented per operation (and rendered as a Problem); flask-smorest's
     # catch-all "default" response would say otherwise.
     DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app, spec_kwargs={"marshmallow_plugin": SchemaKeywordsPlugin()})
 
 
 def problem_responses(*problems: ProblemType) -> dict[str, Any]:

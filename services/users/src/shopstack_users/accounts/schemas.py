@@ -6,7 +6,7 @@ in OpenAPI), so a body can never carry ``roles`` or ``is_active`` where they are
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
@@ -71,7 +71,19 @@ class UserAdminSchema(UserPublicSchema):
     is_active = fields.Boolean(required=True, dump_only=True)
 
 
+def _something_to_change(data: dict[str, Any]) -> None:
+    if not data:
+        raise ValidationError("Nothing to change: send at least one field.")
+
+
 class MeUpdateSchema(Schema):
+    class Meta:
+        json_schema: ClassVar[dict[str, Any]] = {
+            "minProperties": 1,
+            # A new password comes with the current one.
+            "dependentRequired": {"password": ["current_password"]},
+        }
+
     full_name = _full_name()
     password = _password("The new password; needs `current_password`.")
     current_password = Text(
@@ -81,17 +93,25 @@ class MeUpdateSchema(Schema):
     )
 
     @validates_schema
-    def _current_password_with_new(self, data: dict[str, Any], **_: Any) -> None:
+    def _a_change_and_its_proof(self, data: dict[str, Any], **_: Any) -> None:
+        _something_to_change(data)
         if "password" in data and not data.get("current_password"):
             raise ValidationError("Required to change the password.", field_name="current_password")
 
 
 class AdminUserUpdateSchema(Schema):
+    class Meta:
+        json_schema: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
     email = _email()
     full_name = _full_name()
     is_active = StrictBoolean(
         metadata={"description": "false also revokes the user's refresh tokens."}
     )
+
+    @validates_schema
+    def _a_change(self, data: dict[str, Any], **_: Any) -> None:
+        _something_to_change(data)
 
 
 class RolesSchema(Schema):

@@ -96,7 +96,7 @@ def _form() -> dict[str, str]:
             raise service.OAuthError("invalid_request", f"Parameter {name} is repeated.")
         if len(values[0]) > MAX_PARAMETER_LENGTH:
             raise service.OAuthError("invalid_request", f"Parameter {name} is too long.")
-        if not is_storable(name + values[0]):
+        if not is_storable(values[0]):
             raise service.OAuthError("invalid_request", f"Parameter {name} holds a NUL character.")
         params[name] = values[0]
     return params
@@ -182,6 +182,8 @@ def _grant(params: dict[str, str]) -> service.TokenResponse:
 @blp.doc(
     operationId="issueToken",
     summary="Issue tokens (OAuth2 password, refresh_token and client_credentials grants)",
+    # A service client may authenticate with HTTP Basic; nobody else authenticates here.
+    security=[{}, {"clientBasic": []}],
     requestBody={"required": True, "content": {FORM: {"schema": TokenRequestSchema}}},
     responses={
         "200": _json(

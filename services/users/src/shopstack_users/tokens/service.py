@@ -45,7 +45,8 @@ logger = logging.getLogger(__name__)
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068's media type, not a secret
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+"  # noqa: S105 - a pattern, not a secret
+_SCOPE_TOKEN = re.compile(SCOPE_TOKEN)
 CLIENT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="shopstack"'}
 
@@ -113,7 +114,7 @@ def parse_scope(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
     tokens = raw.split(" ")
-    if not raw or not all(_SCOPE_TOKEN.match(token) for token in tokens):
+    if not raw or not all(_SCOPE_TOKEN.fullmatch(token) for token in tokens):
         raise OAuthError("invalid_scope", "scope must be space-separated scope tokens")
     return tokens
 
@@ -293,7 +294,7 @@ def client_credentials_grant(
 ) -> TokenResponse:
     requested = parse_scope(scope)
     client = None
-    if CLIENT_ID_PATTERN.match(client_id):
+    if CLIENT_ID_PATTERN.fullmatch(client_id):
         with sessions.begin() as session:
             client = session.get(ServiceClient, client_id)
     # Client secrets are 256 random bits: guessing them is hopeless, so unlike passwords
@@ -333,11 +334,11 @@ def create_client(
     description: str = "",
 ) -> tuple[ServiceClient, str]:
     """Register a client; returns it with its secret, which is shown this once only."""
-    if not CLIENT_ID_PATTERN.match(client_id):
+    if not CLIENT_ID_PATTERN.fullmatch(client_id):
         message = f"Must match {CLIENT_ID_PATTERN.pattern}."
         raise validation_error([{"field": "client_id", "message": message}])
     scope_list = sorted(set(scopes))
-    bad = [s for s in scope_list if not _SCOPE_TOKEN.match(s)]
+    bad = [s for s in scope_list if not _SCOPE_TOKEN.fullmatch(s)]
     if bad:
         raise validation_error([{"field": "scope", "message": f"Not scope tokens: {bad}."}])
     secret = secrets.token_urlsafe(32)
