@@ -239,3 +239,49 @@ def test_redis_fallbacks_are_logged_once_per_burst(
     # Ten fallbacks (a failed get and a failed set per read), one line.
     lines = [r for r in handler.records if "Redis unavailable" in r.getMessage()]
     assert len(lines) == 1
+
+
+@pytest.mark.parametrize("body", [{}, None])
+def test_a_patch_must_change_something(client: FlaskClient, api: UsersApi, body: Any) -> None:
+    user = api.register()
+    response = client.patch("/api/v1/users/me", json=body, headers=api.as_user(user["id"]))
+    assert response.status_code == 422
+    assert [e["field"] for e in api.body(response)["errors"]] == ["body"]
+
+
+def test_a_body_over_the_limit_is_a_413_problem(client: FlaskClient) -> None:
+    response = register(client, full_name="x" * 70_000)
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    assert response.json is not None
+    assert response.json["type"] == "/problems/body-too-large"
+
+
+def test_a_body_that_is_not_json_is_a_400_problem(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1/auth/register", data="{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.json is not None
+    assert response.json["type"] == "/problems/malformed-request"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/api/v1/auth/register"), ("PATCH", "/api/v1/users/me")]
+)
+def test_a_body_nested_thousands_deep_is_a_400_problem(
+    client: FlaskClient, api: UsersApi, method: str, path: str
+) -> None:
+    user = api.register()
+    deep = '{"full_name": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = client.open(
+        path,
+        method=method,
+        data=deep,
+        content_type="application/json",
+        headers=api.as_user(user["id"]),
+    )
+    assert response.status_code == 400
+    assert api.body(response)["type"] == "/problems/malformed-request"
+    assert "nested" in api.body(response)["detail"]

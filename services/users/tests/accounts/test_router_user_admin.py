@@ -367,3 +367,9 @@ def test_admin_writes_work_without_redis(
     )
     assert response.status_code == 200
     assert client.get(f"{USERS}/{bob}", headers=people["as_admin"]).json["full_name"] == "Robert"
+
+
+def test_an_admin_patch_must_change_something(client: FlaskClient, people: dict[str, Any]) -> None:
+    response = client.patch(f"{USERS}/{people['bob']['id']}", json={}, headers=people["as_admin"])
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json["errors"]] == ["body"]

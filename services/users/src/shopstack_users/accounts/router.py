@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 from flask import request
-from flask_smorest import Blueprint
 
 from shopstack_common.problems import (
     AUTHENTICATION_REQUIRED,
@@ -38,6 +37,7 @@ from shopstack_users.accounts.schemas import (
     UserPublicSchema,
 )
 from shopstack_users.authz import Action, Permission
+from shopstack_users.blueprint import Blueprint
 from shopstack_users.openapi import BEARER, problem_responses
 from shopstack_users.resources import resources
 

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from flask import Response, json, request
-from flask_smorest import Blueprint
 
 from shopstack_common.problems import (
     BODY_TOO_LARGE,
@@ -22,6 +21,7 @@ from shopstack_common.problems import (
     NO_SIGNING_KEY,
     TOO_MANY_FAILED_LOGINS,
 )
+from shopstack_users.blueprint import Blueprint
 from shopstack_users.fields import is_storable
 from shopstack_users.metrics import TOKEN_ERRORS
 from shopstack_users.openapi import problem_responses
