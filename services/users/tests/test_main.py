@@ -125,3 +125,10 @@ def test_a_trailing_slash_is_the_same_resource_and_a_doubled_one_is_none(
     assert response.status_code == status
     if status == 404:
         assert api.body(response)["type"] == "/problems/not-found"
+
+
+def test_metrics_leave_the_api_port_when_they_have_their_own(make_app: AppFactory) -> None:
+    """With METRICS_PORT set, gunicorn serves /metrics there (never routed by an Ingress)."""
+    client = make_app(metrics_port=9464).test_client()
+    assert client.get("/metrics").status_code == 404
+    assert client.get("/readyz").status_code == 200

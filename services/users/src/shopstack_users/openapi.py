@@ -10,6 +10,7 @@ declares a media type of its own keeps it: the token endpoint's RFC 6749 errors 
 from __future__ import annotations
 
 from collections import defaultdict
+from operator import attrgetter
 from typing import Any
 
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -58,14 +59,12 @@ def problem_responses(*problems: ProblemType) -> dict[str, Any]:
         by_status[problem.status].append(problem)
     return {
         str(status): {
-            "description": "; ".join(f"`{p.slug}`: {p.title}" for p in sorted(types, key=_slug))
+            "description": "; ".join(
+                f"`{p.slug}`: {p.title}" for p in sorted(types, key=attrgetter("slug"))
+            )
         }
         for status, types in sorted(by_status.items())
     }
-
-
-def _slug(problem: ProblemType) -> str:
-    return problem.slug
 
 
 def build_document(api: Api) -> dict[str, Any]:
