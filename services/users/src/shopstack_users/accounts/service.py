@@ -32,6 +32,7 @@ from shopstack_common.problems import (
 )
 from shopstack_users.accounts.models import ADMIN, CUSTOMER, User
 from shopstack_users.best_effort_redis import BestEffortRedis
+from shopstack_users.metrics import PASSWORD_REHASHES
 from shopstack_users.passwords import Passwords, policy_violation
 from shopstack_users.throttle import LoginThrottle
 from shopstack_users.tokens.models import RefreshToken
@@ -196,6 +197,29 @@ def find_by_email(*, session: Session, email: str) -> User | None:
     return session.execute(
         select(User).where(User.email == normalise_email(email))
     ).scalar_one_or_none()
+
+
+def authenticate(
+    *, session: Session, throttle: LoginThrottle, email: str, password: str, client_address: str
+) -> User | None:
+    """The account these credentials sign in to, or ``None`` when they do not. Whoever signs
+    people in (the password grant; a console later) calls this, inside its own unit of work:
+    the check goes through the login throttle, and a successful one of an active account
+    re-hashes a password stored with older argon2 parameters. Whether a disabled account may
+    go on is the caller's to say (``is_active``)."""
+    user = find_by_email(session=session, email=email)
+    matches = throttle.check_password(
+        account=normalise_email(email),
+        address=client_address,
+        stored_hash=user.password_hash if user else None,
+        password=password,
+    )
+    if user is None or not matches:
+        return None
+    if user.is_active and throttle.passwords.needs_rehash(user.password_hash):
+        user.password_hash = throttle.passwords.hash(password)
+        PASSWORD_REHASHES.inc()
+    return user
 
 
 def update_profile(

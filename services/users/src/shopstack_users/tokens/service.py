@@ -33,10 +33,10 @@ from shopstack_common.problems import (
     validation_error,
 )
 from shopstack_users.accounts.models import User
-from shopstack_users.accounts.service import find_by_email, normalise_email
+from shopstack_users.accounts.service import authenticate
 from shopstack_users.config import UsersSettings
 from shopstack_users.keys import ALGORITHM, KeyRing
-from shopstack_users.metrics import PASSWORD_REHASHES, REFRESH_TOKEN_REUSE, TOKENS_ISSUED
+from shopstack_users.metrics import REFRESH_TOKEN_REUSE, TOKENS_ISSUED
 from shopstack_users.passwords import Passwords
 from shopstack_users.throttle import LoginThrottle
 from shopstack_users.tokens.models import RefreshToken, ServiceClient
@@ -211,22 +211,18 @@ def password_grant(
     client_address: str,
 ) -> TokenResponse:
     granted = grant_scope(parse_scope(scope), issuer.settings.user_scopes)
-    email = normalise_email(username)
     with sessions.begin() as session:
-        user = find_by_email(session=session, email=email)
-        matches = issuer.throttle.check_password(
-            account=email,
-            address=client_address,
-            stored_hash=user.password_hash if user else None,
+        user = authenticate(
+            session=session,
+            throttle=issuer.throttle,
+            email=username,
             password=password,
+            client_address=client_address,
         )
-        if user is None or not matches:
+        if user is None:
             raise OAuthError("invalid_grant", "The email or password is wrong.")
         if not user.is_active:
             raise OAuthError("invalid_grant", "The account is disabled.")
-        if issuer.passwords.needs_rehash(user.password_hash):
-            user.password_hash = issuer.passwords.hash(password)
-            PASSWORD_REHASHES.inc()
         issued = _user_tokens(
             session, issuer, user, scope=granted, family_id=uuid.uuid4(), refresh_scope=granted
         )
