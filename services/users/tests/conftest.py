@@ -29,7 +29,6 @@ NEW_KID = "2026-06-01"
 PASSWORD = "correct horse battery"
 TOKEN = "/api/v1/auth/token"
 REGISTER = "/api/v1/auth/register"
-USERS = "/api/v1/users"
 # What NGINX saw as the client, as the gateway hands it on (the last X-Forwarded-For entry).
 CLIENT_ADDRESS = "203.0.113.7"
 
