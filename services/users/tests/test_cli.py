@@ -1,26 +1,33 @@
+"""``shopstack-users``: the admin bootstrap after ``migrate``, ``generate-key``, and the
+Flask CLI's administrative commands (``commands.py``) under the same name."""
+
+from __future__ import annotations
+
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
 
 from shopstack_users import cli
+from shopstack_users.accounts.service import find_by_email
 from shopstack_users.config import UsersSettings
 from shopstack_users.keys import KeyRing
+from shopstack_users.resources import resources
+
+if TYPE_CHECKING:
+    from conftest import UsersApi
 
 
 def roles_of(app: Flask, email: str) -> list[str]:
-    from shopstack_users.accounts.service import find_by_email
-    from shopstack_users.extensions import db
-
-    with app.app_context(), db.new_session() as session:
+    with resources(app).sessions.begin() as session:
         user = find_by_email(session=session, email=email)
         assert user is not None
         return sorted(user.roles)
 
 
-def test_create_admin_creates_then_is_idempotent(users_app: Flask, api: Any) -> None:
+def test_create_admin_creates_then_is_idempotent(users_app: Flask, api: UsersApi) -> None:
     runner = users_app.test_cli_runner()
     args = ["create-admin", "--email", "Boss@Example.com", "--password", "a long admin secret"]
     first = runner.invoke(args=args)
@@ -33,7 +40,7 @@ def test_create_admin_creates_then_is_idempotent(users_app: Flask, api: Any) -> 
     assert api.token("boss@example.com", "a long admin secret").status_code == 200
 
 
-def test_create_admin_promotes_an_existing_user(users_app: Flask, api: Any) -> None:
+def test_create_admin_promotes_an_existing_user(users_app: Flask, api: UsersApi) -> None:
     api.register()
     result = users_app.test_cli_runner().invoke(
         args=["create-admin", "--email", "ada@example.com", "--password", "ignored but long"]
@@ -57,7 +64,7 @@ def settings_for(database_url: str, redis_url: str, **values: Any) -> UsersSetti
 
 
 def test_bootstrap_admin_from_the_environment(
-    users_app: Flask, database_url: str, redis_url: str, api: Any
+    users_app: Flask, database_url: str, redis_url: str, api: UsersApi
 ) -> None:
     settings = settings_for(
         database_url, redis_url, admin_email="root@shop.test", admin_password="bootstrap secret!"

@@ -1,5 +1,6 @@
-"""The Flask side of the platform's plumbing: problem+json for every error and the ops
-routes. The users service installs it; it mirrors ``fastapi_adapter``."""
+"""The Flask side of the platform's plumbing: problem+json for every error (a retryable
+database failure included) and the ops routes. The users service installs it; it mirrors
+``fastapi_adapter``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from typing import Any
 from flask import Blueprint, Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
+from shopstack_common.database_errors import (
+    BURST_KEY,
+    DATABASE_ERROR_TYPES,
+    database_unavailable,
+    is_retryable,
+)
 from shopstack_common.health import HEALTHY_BODY, SyncCheck, readiness, run_checks_sync
+from shopstack_common.logs import BurstLogger
 from shopstack_common.metrics import METRICS_CONTENT_TYPE, metrics_payload
 from shopstack_common.problems import (
     INTERNAL_ERROR,
@@ -50,6 +58,8 @@ def _flatten(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
         for key, value in messages.items():
             if isinstance(key, int):
                 name = f"{prefix}[{key}]"
+            elif key == "_schema":  # marshmallow's key for what is wrong with the whole object
+                name = prefix
             else:
                 name = f"{prefix}.{key}" if prefix else str(key)
             pairs.extend(_flatten(value, name))
@@ -109,9 +119,27 @@ def _handle_unexpected(error: Exception) -> Response:
     )
 
 
-def install_problem_handlers(app: Flask) -> None:
+def install_problem_handlers(app: Flask, *, database_log: BurstLogger) -> None:
+    """Every error becomes problem+json. A database that cannot answer right now is a 503
+    ``database-unavailable`` with ``Retry-After``, logged once per burst on ``database_log``;
+    any other database error is unexpected (a 500, logged with its traceback)."""
+
+    def database_error(error: Exception) -> Response:
+        if not is_retryable(error):
+            return _handle_unexpected(error)
+        database_log.warning(
+            BURST_KEY,
+            "PostgreSQL could not serve %s %s: %r",
+            request.method,
+            request.path,
+            error,
+        )
+        return problem_response(database_unavailable())
+
     app.register_error_handler(ProblemError, _handle_problem)
     app.register_error_handler(HTTPException, _handle_http_exception)
+    for error_type in DATABASE_ERROR_TYPES:
+        app.register_error_handler(error_type, database_error)
     app.register_error_handler(Exception, _handle_unexpected)
 
 

@@ -1,8 +1,10 @@
 """Who the caller is and what they may do: the one place permission checks live.
 
 The caller's identity comes only from the gateway's headers (``Identity.from_headers``),
-never from a request body. Views declare what they need with the decorators below and
-never look at roles themselves.
+never from a request body. Anyone who reaches the service directly can send such headers
+too: they are worth trusting only when nothing but the gateway can reach it, which in a
+cluster is a NetworkPolicy's job. Views declare what they need with the decorators below
+and never look at roles themselves.
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ from flask import g, request
 
 from shopstack_common.context import annotate_request
 from shopstack_common.identity import Identity
-from shopstack_users.errors import ProblemError
-from shopstack_users.models import ADMIN, CUSTOMER
+from shopstack_common.problems import (
+    AUTHENTICATION_REQUIRED,
+    FORBIDDEN,
+    NOT_FOUND,
+    USER_REQUIRED,
+    ProblemError,
+)
+from shopstack_users.accounts.models import ADMIN, CUSTOMER
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,9 +70,8 @@ def current_identity() -> Identity:
     identity: Identity | None = g.identity
     if identity is None:
         raise ProblemError(
-            401,
-            slug="unauthenticated",
-            detail="This route needs an access token.",
+            AUTHENTICATION_REQUIRED,
+            "This route needs an access token.",
             headers={"WWW-Authenticate": 'Bearer realm="shopstack"'},
         )
     return identity
@@ -74,7 +81,7 @@ def current_user_id() -> uuid.UUID:
     """The calling user's id; a service client has no account of its own."""
     identity = current_identity()
     if identity.user_id is None:
-        raise ProblemError(403, slug="not-a-user", detail="A service client has no user account.")
+        raise ProblemError(USER_REQUIRED, "A service client has no user account.")
     return identity.user_id
 
 
@@ -85,9 +92,9 @@ def check_user_access(identity: Identity, user_id: uuid.UUID, action: Action) ->
     granted = permissions_of(identity)
     may_read = identity.user_id == user_id or Permission.READ_USERS in granted
     if not may_read:
-        raise ProblemError(404, detail="No such user.")
+        raise ProblemError(NOT_FOUND, "No such user.")
     if action is Action.WRITE and Permission.WRITE_USERS not in granted:
-        raise ProblemError(403, slug="forbidden", detail="Changing users needs the admin role.")
+        raise ProblemError(FORBIDDEN, "Changing users needs the admin role.")
 
 
 def require(permission: Permission) -> Callable[[Callable[P, R]], Callable[P, R]]:
@@ -97,9 +104,7 @@ def require(permission: Permission) -> Callable[[Callable[P, R]], Callable[P, R]
         @functools.wraps(view)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             if permission not in permissions_of(current_identity()):
-                raise ProblemError(
-                    403, slug="forbidden", detail=f"This route needs the {permission} permission."
-                )
+                raise ProblemError(FORBIDDEN, f"This route needs the {permission} permission.")
             return view(*args, **kwargs)
 
         return guarded

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 from sqlalchemy import create_engine, pool
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
 
 from shopstack_common.logs import configure_logging
 from shopstack_common.migrations import upgrade
@@ -61,13 +61,12 @@ def bootstrap_admin(settings: UsersSettings) -> None:
         sqlalchemy_url(settings.database_url, "psycopg"), poolclass=pool.NullPool
     )
     try:
-        with Session(engine, expire_on_commit=False) as session:
-            user, created = accounts.ensure_admin(
-                session=session,
-                passwords=Passwords(make_hasher(settings)),
-                email=settings.admin_email,
-                password=password,
-            )
+        user, created = accounts.ensure_admin(
+            sessions=sessionmaker(engine, expire_on_commit=False),
+            passwords=Passwords(make_hasher(settings)),
+            email=settings.admin_email,
+            password=password,
+        )
     finally:
         engine.dispose()
     # The cached copy may predate the promotion; Redis being away is no reason to fail.
@@ -97,14 +96,14 @@ def generate_key(directory: Path, kid: str | None, *, if_missing: bool) -> None:
 def run_flask_command(argv: list[str]) -> None:
     from flask.cli import FlaskGroup
 
-    from shopstack_users.app import create_app
-    from shopstack_users.extensions import close_resources
+    from shopstack_users.main import create_app
+    from shopstack_users.resources import resources
 
     app = create_app()
     try:
         FlaskGroup(create_app=lambda: app).main(args=argv, prog_name="shopstack-users")
     finally:
-        close_resources(app)
+        resources(app).close()
 
 
 def serve() -> None:

@@ -1,6 +1,6 @@
 """Administrative commands on the Flask CLI:
 
-    flask --app shopstack_users.app:create_app create-admin --email admin@example.com
+    flask --app shopstack_users.main:create_app create-admin --email admin@example.com
     shopstack-users create-admin --email admin@example.com        (the same command)
 
 ``create-admin`` makes the first admin; ``create-client``, ``list-clients`` and
@@ -13,9 +13,10 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from shopstack_common.problems import ProblemError
 from shopstack_users.accounts import service as accounts
-from shopstack_users.extensions import cache, db, security
 from shopstack_users.passwords import policy_violation
+from shopstack_users.resources import resources
 from shopstack_users.tokens import service as tokens
 
 
@@ -36,17 +37,17 @@ def create_admin(email: str, password: str, full_name: str) -> None:
     problem = policy_violation(password, email=email)
     if problem:
         raise click.BadParameter(f"password {problem}", param_hint="--password")
-    with db.new_session() as session:
-        user, created = accounts.ensure_admin(
-            session=session,
-            passwords=security.passwords,
-            email=email,
-            password=password,
-            full_name=full_name,
-        )
-        accounts.invalidate(cache=cache, user_id=user.id)
-        what = "created admin" if created else "admin role ensured for existing user"
-        click.echo(f"{what} {user.email} ({user.id})")
+    found = resources()
+    user, created = accounts.ensure_admin(
+        sessions=found.sessions,
+        passwords=found.passwords,
+        email=email,
+        password=password,
+        full_name=full_name,
+    )
+    accounts.invalidate(redis_cache=found.redis, user_id=user.id)
+    what = "created admin" if created else "admin role ensured for existing user"
+    click.echo(f"{what} {user.email} ({user.id})")
 
 
 @click.command("create-client")
@@ -56,33 +57,30 @@ def create_admin(email: str, password: str, full_name: str) -> None:
 @with_appcontext
 def create_client(client_id: str, scopes: tuple[str, ...], description: str) -> None:
     """Register a service client for the client_credentials grant; prints its secret once."""
-    with db.new_session() as session:
-        try:
-            client, secret = tokens.create_client(
-                session=session,
-                passwords=security.passwords,
-                client_id=client_id,
-                scopes=scopes,
-                description=description,
-            )
-        except ValueError as error:
-            raise click.BadParameter(str(error)) from None
-        except tokens.ClientExistsError:
-            raise click.ClickException(f"client {client_id!r} already exists") from None
-        click.echo(f"client_id:     {client.client_id}")
-        click.echo(f"client_secret: {secret}")
-        click.echo(f"scopes:        {' '.join(client.scopes) or '(none)'}")
-        click.echo("The secret is stored hashed and cannot be shown again.")
+    found = resources()
+    try:
+        client, secret = tokens.create_client(
+            sessions=found.sessions,
+            passwords=found.passwords,
+            client_id=client_id,
+            scopes=scopes,
+            description=description,
+        )
+    except ProblemError as error:
+        raise click.ClickException(_reason(error)) from None
+    click.echo(f"client_id:     {client.client_id}")
+    click.echo(f"client_secret: {secret}")
+    click.echo(f"scopes:        {' '.join(client.scopes) or '(none)'}")
+    click.echo("The secret is stored hashed and cannot be shown again.")
 
 
 @click.command("list-clients")
 @with_appcontext
 def list_clients() -> None:
     """List the service clients and their allowed scopes."""
-    with db.new_session() as session:
-        for client in tokens.list_clients(session=session):
-            scopes = " ".join(client.scopes) or "-"
-            click.echo(f"{client.client_id}\t{scopes}\t{client.description}")
+    for client in tokens.list_clients(sessions=resources().sessions):
+        scopes = " ".join(client.scopes) or "-"
+        click.echo(f"{client.client_id}\t{scopes}\t{client.description}")
 
 
 @click.command("delete-client")
@@ -90,10 +88,16 @@ def list_clients() -> None:
 @with_appcontext
 def delete_client(client_id: str) -> None:
     """Delete a service client; tokens it already holds expire by themselves."""
-    with db.new_session() as session:
-        if not tokens.delete_client(session=session, client_id=client_id):
-            raise click.ClickException(f"no client {client_id!r}")
-        click.echo(f"deleted client {client_id}")
+    try:
+        tokens.delete_client(sessions=resources().sessions, client_id=client_id)
+    except ProblemError as error:
+        raise click.ClickException(_reason(error)) from None
+    click.echo(f"deleted client {client_id}")
+
+
+def _reason(error: ProblemError) -> str:
+    reasons = [f"{e.get('field')}: {e.get('message')}" for e in error.errors or ()]
+    return "; ".join(reasons) or str(error)
 
 
 COMMANDS = (create_admin, create_client, list_clients, delete_client)

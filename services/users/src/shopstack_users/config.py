@@ -44,6 +44,10 @@ class UsersSettings(DatabaseServiceSettings):
     # (2026-11-25) make the newest key the signing one.
     jwt_signing_keys_dir: Path | None = None
     jwt_signing_keys: SecretStr | None = None
+    # How often the directory is looked at for added, changed or removed key files (a
+    # listing and a stat per file; the keys are read again only when those changed).
+    # 0 looks at every use.
+    jwt_signing_keys_reload_seconds: float = Field(default=5.0, ge=0, le=3600)
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
     refresh_token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
     jwks_max_age_seconds: int = Field(default=300, ge=0)
@@ -63,11 +67,14 @@ class UsersSettings(DatabaseServiceSettings):
     # -- login throttling ---------------------------------------------------------------
     login_max_failures: int = Field(default=5, ge=1)
     login_failure_window_seconds: int = Field(default=15 * 60, ge=1)
-    # How many proxies append to X-Forwarded-For in front of this service: NGINX (it adds
-    # the client's address) and the gateway (it adds NGINX's). The client address is the
-    # entry this many places from the right; anything further left is what the client
-    # claimed and is not trusted. 0 trusts no header and uses the peer address.
-    trusted_proxy_hops: int = Field(default=2, ge=0, le=10)
+    # The client address (the login throttle's key) is the entry this many places from the
+    # right of X-Forwarded-For. The gateway hands on the chain with the address it resolved
+    # itself as the last entry (after trusting NGINX's entry through its own
+    # FORWARDED_ALLOW_IPS), so 1 means "the address the gateway rate-limits by". Entries
+    # further left are whatever the client claimed. 0 trusts no header and uses the peer.
+    # Whoever reaches the service directly can claim any address: only the network in front
+    # of it (a NetworkPolicy admitting the gateway alone) makes the header trustworthy.
+    trusted_proxy_hops: int = Field(default=1, ge=0, le=10)
 
     # -- cache ----------------------------------------------------------------------------
     user_cache_ttl_seconds: int = Field(default=300, ge=1)

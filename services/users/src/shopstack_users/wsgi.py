@@ -1,5 +1,5 @@
 """The WSGI entry point gunicorn loads: ``shopstack_users.wsgi:app``."""
 
-from shopstack_users.app import create_app
+from shopstack_users.main import create_app
 
 app = create_app()

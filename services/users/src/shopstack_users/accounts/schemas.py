@@ -1,52 +1,51 @@
-"""Request and response shapes of the accounts and user administration areas."""
+"""Request and response shapes of the accounts and user administration areas.
+
+Request schemas refuse unknown fields (marshmallow's default, ``additionalProperties: false``
+in OpenAPI), so a body can never carry ``roles`` or ``is_active`` where they are not meant.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from shopstack_users.models import ROLES
+from shopstack_users.accounts.models import ROLES
+from shopstack_users.fields import NormalisedEmail, StrictBoolean, Text
 from shopstack_users.passwords import MAX_LENGTH, MIN_LENGTH, policy_violation
 
 EMAIL_MAX = 254
 NAME_MAX = 200
 
 
-class NormalisedEmail(fields.Email):
-    """An email, trimmed and lower-cased before it is validated and stored."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, str):
-            value = value.strip().lower()
-        result: str = super()._deserialize(value, attr, data, **kwargs)
-        return result
+def _email(**kwargs: Any) -> NormalisedEmail:
+    return NormalisedEmail(
+        validate=validate.Length(max=EMAIL_MAX),
+        metadata={"description": "Trimmed and lower-cased; unique across accounts."},
+        **kwargs,
+    )
 
 
-class StrictBoolean(fields.Boolean):
-    """JSON true/false only: "yes" or 1 is a wrong type, not a boolean."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
+def _full_name(**kwargs: Any) -> Text:
+    return Text(not_blank=True, validate=validate.Length(min=1, max=NAME_MAX), **kwargs)
 
 
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must not be blank.")
-
-
-def _password_field(**kwargs: Any) -> fields.String:
-    return fields.String(
-        load_only=True, validate=validate.Length(min=MIN_LENGTH, max=MAX_LENGTH), **kwargs
+def _password(description: str, **kwargs: Any) -> Text:
+    return Text(
+        load_only=True,
+        validate=validate.Length(min=MIN_LENGTH, max=MAX_LENGTH),
+        metadata={
+            "description": f"{description} Not the email (nor its local part), not a "
+            "commonly used password (compared case-insensitively)."
+        },
+        **kwargs,
     )
 
 
 class RegisterSchema(Schema):
-    email = NormalisedEmail(required=True, validate=validate.Length(max=EMAIL_MAX))
-    password = _password_field(required=True)
-    full_name = fields.String(required=True, validate=[validate.Length(max=NAME_MAX), _not_blank])
+    email = _email(required=True)
+    password = _password("The account's password.", required=True)
+    full_name = _full_name(required=True)
 
     @validates_schema(skip_on_field_errors=False)
     def _password_policy(self, data: dict[str, Any], **_: Any) -> None:
@@ -58,44 +57,69 @@ class RegisterSchema(Schema):
 
 
 class UserPublicSchema(Schema):
-    id = fields.UUID(dump_only=True)
-    email = fields.String(dump_only=True)
-    full_name = fields.String(dump_only=True)
-    roles = fields.List(fields.String(), dump_only=True)
-    created_at = fields.DateTime(dump_only=True)
-    updated_at = fields.DateTime(dump_only=True)
+    id = fields.UUID(required=True, dump_only=True)
+    email = fields.String(required=True, dump_only=True)
+    full_name = fields.String(required=True, dump_only=True)
+    roles = fields.List(
+        fields.String(validate=validate.OneOf(ROLES)), required=True, dump_only=True
+    )
+    created_at = fields.DateTime(required=True, dump_only=True)
+    updated_at = fields.DateTime(required=True, dump_only=True)
 
 
 class UserAdminSchema(UserPublicSchema):
-    is_active = fields.Boolean(dump_only=True)
+    is_active = fields.Boolean(required=True, dump_only=True)
+
+
+def _something_to_change(data: dict[str, Any]) -> None:
+    if not data:
+        raise ValidationError("Nothing to change: send at least one field.")
 
 
 class MeUpdateSchema(Schema):
-    full_name = fields.String(validate=[validate.Length(max=NAME_MAX), _not_blank])
-    password = _password_field(metadata={"description": "the new password"})
-    current_password = fields.String(
+    class Meta:
+        json_schema: ClassVar[dict[str, Any]] = {
+            "minProperties": 1,
+            # A new password comes with the current one.
+            "dependentRequired": {"password": ["current_password"]},
+        }
+
+    full_name = _full_name()
+    password = _password("The new password; needs `current_password`.")
+    current_password = Text(
         load_only=True,
-        validate=validate.Length(max=MAX_LENGTH),
-        metadata={"description": "required with password"},
+        validate=validate.Length(min=1, max=MAX_LENGTH),
+        metadata={"description": "Required with `password`; counted by the login throttle."},
     )
 
     @validates_schema
-    def _current_password_with_new(self, data: dict[str, Any], **_: Any) -> None:
+    def _a_change_and_its_proof(self, data: dict[str, Any], **_: Any) -> None:
+        _something_to_change(data)
         if "password" in data and not data.get("current_password"):
             raise ValidationError("Required to change the password.", field_name="current_password")
 
 
 class AdminUserUpdateSchema(Schema):
-    email = NormalisedEmail(validate=validate.Length(max=EMAIL_MAX))
-    full_name = fields.String(validate=[validate.Length(max=NAME_MAX), _not_blank])
-    is_active = StrictBoolean()
+    class Meta:
+        json_schema: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
+    email = _email()
+    full_name = _full_name()
+    is_active = StrictBoolean(
+        metadata={"description": "false also revokes the user's refresh tokens."}
+    )
+
+    @validates_schema
+    def _a_change(self, data: dict[str, Any], **_: Any) -> None:
+        _something_to_change(data)
 
 
 class RolesSchema(Schema):
     roles = fields.List(
-        fields.String(validate=validate.OneOf(ROLES)),
+        Text(validate=validate.OneOf(ROLES)),
         required=True,
         validate=validate.Length(min=1, max=len(ROLES)),
+        metadata={"uniqueItems": True},
     )
 
     @validates("roles")
@@ -106,11 +130,16 @@ class RolesSchema(Schema):
 
 class ListUsersQuerySchema(Schema):
     limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
-    cursor = fields.String(validate=validate.Length(min=1, max=512))
-    email_prefix = fields.String(validate=validate.Length(min=1, max=EMAIL_MAX))
-    role = fields.String(validate=validate.OneOf(ROLES))
+    cursor = Text(
+        validate=validate.Length(min=1, max=512),
+        metadata={"description": "`next_cursor` of the previous page."},
+    )
+    email_prefix = Text(validate=validate.Length(min=1, max=EMAIL_MAX))
+    role = Text(validate=validate.OneOf(ROLES))
 
 
 class UserPageSchema(Schema):
     items = fields.List(fields.Nested(UserAdminSchema), required=True)
-    next_cursor = fields.String(allow_none=True, required=True)
+    next_cursor = fields.String(
+        allow_none=True, required=True, metadata={"description": "null on the last page."}
+    )

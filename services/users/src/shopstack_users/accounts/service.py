@@ -1,4 +1,9 @@
-"""Account operations. Views call these; they know nothing about HTTP."""
+"""Account operations: registration, profiles and user administration.
+
+Each public function is one unit of work: it opens ``with sessions.begin() as session:``,
+which commits when the block ends and rolls back when anything inside raises. Refusals are
+``ProblemError``s of the platform's registry; nothing here knows about HTTP or Flask.
+"""
 
 from __future__ import annotations
 
@@ -14,37 +19,58 @@ from datetime import datetime
 import redis
 from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from shopstack_users.extensions import Cache
-from shopstack_users.models import ADMIN, CUSTOMER, RefreshToken, User
+from shopstack_common.problems import (
+    EMAIL_TAKEN,
+    INVALID_CURSOR,
+    LAST_ADMIN,
+    NOT_FOUND,
+    FieldError,
+    ProblemError,
+    validation_error,
+)
+from shopstack_users.accounts.models import ADMIN, CUSTOMER, User
+from shopstack_users.best_effort_redis import BestEffortRedis
+from shopstack_users.metrics import PASSWORD_REHASHES
 from shopstack_users.passwords import Passwords, policy_violation
+from shopstack_users.throttle import LoginThrottle
+from shopstack_users.tokens.models import RefreshToken
 
 CACHE_PREFIX = "users:user:"
+EMAIL_CONSTRAINT = "uq_users_email"
 
-
-class EmailTakenError(Exception):
-    pass
-
-
-class LastAdminError(Exception):
-    """The change would leave no active admin."""
-
-
-class WrongPasswordError(Exception):
-    pass
-
-
-class WeakPasswordError(Exception):
-    """The new password breaks the policy; the message says how."""
-
-
-class InvalidCursorError(ValueError):
-    pass
+Sessions = sessionmaker[Session]
 
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+def no_such_user() -> ProblemError:
+    return ProblemError(NOT_FOUND, "No such user.")
+
+
+def email_taken() -> ProblemError:
+    return ProblemError(
+        EMAIL_TAKEN,
+        "An account with this email already exists.",
+        errors=[{"field": "email", "location": "body", "message": "already registered"}],
+    )
+
+
+def last_admin() -> ProblemError:
+    return ProblemError(LAST_ADMIN, "This would leave the platform without an active admin.")
+
+
+def _field_error(field: str, message: str) -> ProblemError:
+    error: FieldError = {"field": field, "location": "body", "message": message}
+    return validation_error([error])
+
+
+def _is_email_taken(error: IntegrityError) -> bool:
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == EMAIL_CONSTRAINT
 
 
 @dataclass(frozen=True)
@@ -102,39 +128,40 @@ class UserView:
 
 
 def get_user_view(
-    *, session: Session, cache: Cache, user_id: uuid.UUID, ttl_seconds: int
-) -> UserView | None:
+    *, sessions: Sessions, redis_cache: BestEffortRedis, user_id: uuid.UUID, ttl_seconds: int
+) -> UserView:
     """Cache-aside read. Redis errors count as a miss: the read goes on to PostgreSQL."""
     key = f"{CACHE_PREFIX}{user_id}"
     try:
-        cached = cache.client.get(key)
+        cached = redis_cache.client.get(key)
     except redis.RedisError as error:
-        cache.failed("users.cache_get", error)
+        redis_cache.failed("users.cache_get", error)
         cached = None
     if cached:
         try:
             return UserView.from_json(str(cached))
         except (ValueError, KeyError, TypeError):
             pass  # written by an older version: read it afresh below
-    user = session.get(User, user_id)
-    if user is None:
-        return None
-    view = UserView.of(user)
+    with sessions.begin() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise no_such_user()
+        view = UserView.of(user)
     try:
-        cache.client.set(key, view.to_json(), ex=ttl_seconds)
+        redis_cache.client.set(key, view.to_json(), ex=ttl_seconds)
     except redis.RedisError as error:
-        cache.failed("users.cache_set", error)
+        redis_cache.failed("users.cache_set", error)
     return view
 
 
-def invalidate(*, cache: Cache, user_id: uuid.UUID) -> None:
+def invalidate(*, redis_cache: BestEffortRedis, user_id: uuid.UUID) -> None:
     """Drop the cached copy after a write. Called after the commit, so a reader cannot
     re-cache the old row from a transaction that had not committed yet. When Redis does not
     answer, the entry expires by its TTL."""
     try:
-        cache.client.delete(f"{CACHE_PREFIX}{user_id}")
+        redis_cache.client.delete(f"{CACHE_PREFIX}{user_id}")
     except redis.RedisError as error:
-        cache.failed("users.cache_invalidate", error)
+        redis_cache.failed("users.cache_invalidate", error)
 
 
 # -- accounts --------------------------------------------------------------------------------
@@ -142,25 +169,27 @@ def invalidate(*, cache: Cache, user_id: uuid.UUID) -> None:
 
 def register_user(
     *,
-    session: Session,
+    sessions: Sessions,
     passwords: Passwords,
     email: str,
     password: str,
     full_name: str,
     roles: Sequence[str] = (CUSTOMER,),
 ) -> User:
+    # Hashed before the transaction: no connection is held through argon2's work.
     user = User(
         email=normalise_email(email),
         full_name=full_name.strip(),
         password_hash=passwords.hash(password),
         roles=list(roles),
     )
-    session.add(user)
     try:
-        session.commit()
+        with sessions.begin() as session:
+            session.add(user)
     except IntegrityError as error:
-        session.rollback()
-        raise EmailTakenError(email) from error
+        if _is_email_taken(error):
+            raise email_taken() from error
+        raise
     return user
 
 
@@ -170,35 +199,64 @@ def find_by_email(*, session: Session, email: str) -> User | None:
     ).scalar_one_or_none()
 
 
+def authenticate(
+    *, session: Session, throttle: LoginThrottle, email: str, password: str, client_address: str
+) -> User | None:
+    """The account these credentials sign in to, or ``None`` when they do not. Whoever signs
+    people in (the password grant; a console later) calls this, inside its own unit of work:
+    the check goes through the login throttle, and a successful one of an active account
+    re-hashes a password stored with older argon2 parameters. Whether a disabled account may
+    go on is the caller's to say (``is_active``)."""
+    user = find_by_email(session=session, email=email)
+    matches = throttle.check_password(
+        account=normalise_email(email),
+        address=client_address,
+        stored_hash=user.password_hash if user else None,
+        password=password,
+    )
+    if user is None or not matches:
+        return None
+    if user.is_active and throttle.passwords.needs_rehash(user.password_hash):
+        user.password_hash = throttle.passwords.hash(password)
+        PASSWORD_REHASHES.inc()
+    return user
+
+
 def update_profile(
     *,
-    session: Session,
-    cache: Cache,
-    passwords: Passwords,
+    sessions: Sessions,
+    redis_cache: BestEffortRedis,
+    throttle: LoginThrottle,
     user_id: uuid.UUID,
+    client_address: str,
     full_name: str | None = None,
     password: str | None = None,
     current_password: str | None = None,
-) -> User | None:
-    """The owner's own changes. A new password needs the current one and ends every
-    session (refresh token) the user had."""
-    user = session.get(User, user_id, with_for_update=True)
-    if user is None:
-        return None
-    if password is not None:
-        if current_password is None or not passwords.verify(user.password_hash, current_password):
-            session.rollback()
-            raise WrongPasswordError
-        problem = policy_violation(password, email=user.email)
-        if problem:
-            session.rollback()
-            raise WeakPasswordError(f"Password {problem}.")
-        user.password_hash = passwords.hash(password)
-        revoke_all_refresh_tokens(session=session, user_id=user.id)
-    if full_name is not None:
-        user.full_name = full_name.strip()
-    session.commit()
-    invalidate(cache=cache, user_id=user.id)
+) -> User:
+    """The owner's own changes. A new password needs the current one, checked under the
+    login throttle (this must not become a way round it), and ends every session (refresh
+    token) the user had."""
+    with sessions.begin() as session:
+        user = session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise no_such_user()
+        if password is not None:
+            matches = current_password is not None and throttle.check_password(
+                account=user.email,
+                address=client_address,
+                stored_hash=user.password_hash,
+                password=current_password,
+            )
+            if not matches:
+                raise _field_error("current_password", "Does not match.")
+            problem = policy_violation(password, email=user.email)
+            if problem:
+                raise _field_error("password", f"Password {problem}.")
+            user.password_hash = throttle.passwords.hash(password)
+            revoke_all_refresh_tokens(session=session, user_id=user.id)
+        if full_name is not None:
+            user.full_name = full_name.strip()
+    invalidate(redis_cache=redis_cache, user_id=user.id)
     return user
 
 
@@ -219,20 +277,25 @@ def _encode_cursor(user: User) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    invalid = ProblemError(
+        INVALID_CURSOR,
+        "The cursor was not issued by this list.",
+        errors=[{"field": "cursor", "location": "query", "message": "Not a valid cursor."}],
+    )
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, user_id = json.loads(raw)
         position = datetime.fromisoformat(created_at), uuid.UUID(user_id)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as error:
-        raise InvalidCursorError(cursor) from error
+        raise invalid from error
     if position[0].tzinfo is None:
-        raise InvalidCursorError(cursor)
+        raise invalid
     return position
 
 
 def list_users(
     *,
-    session: Session,
+    sessions: Sessions,
     limit: int,
     cursor: str | None = None,
     email_prefix: str | None = None,
@@ -248,7 +311,8 @@ def list_users(
         query = query.where(User.email.startswith(normalise_email(email_prefix), autoescape=True))
     if role:
         query = query.where(User.roles.contains([role]))
-    users = list(session.execute(query).scalars())
+    with sessions.begin() as session:
+        users = list(session.execute(query).scalars())
     if len(users) > limit:
         return users[:limit], _encode_cursor(users[limit - 1])
     return users, None
@@ -272,69 +336,70 @@ def _guard_last_admin(session: Session, user: User, *, keeps_admin: bool) -> Non
     if ADMIN in user.roles and user.is_active and not keeps_admin:
         _lock_admins(session)
         if _other_active_admins(session, user.id) == 0:
-            session.rollback()
-            raise LastAdminError
+            raise last_admin()
+
+
+def _locked_user(session: Session, user_id: uuid.UUID) -> User:
+    user = session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise no_such_user()
+    return user
 
 
 def update_user(
     *,
-    session: Session,
-    cache: Cache,
+    sessions: Sessions,
+    redis_cache: BestEffortRedis,
     user_id: uuid.UUID,
     email: str | None = None,
     full_name: str | None = None,
     is_active: bool | None = None,
-) -> User | None:
-    user = session.get(User, user_id, with_for_update=True)
-    if user is None:
-        return None
-    if is_active is False:
-        _guard_last_admin(session, user, keeps_admin=False)
-    if email is not None:
-        user.email = normalise_email(email)
-    if full_name is not None:
-        user.full_name = full_name.strip()
-    if is_active is not None:
-        if not is_active and user.is_active:
-            revoke_all_refresh_tokens(session=session, user_id=user.id)
-        user.is_active = is_active
+) -> User:
     try:
-        session.commit()
+        with sessions.begin() as session:
+            user = _locked_user(session, user_id)
+            if is_active is False:
+                _guard_last_admin(session, user, keeps_admin=False)
+            if email is not None:
+                user.email = normalise_email(email)
+            if full_name is not None:
+                user.full_name = full_name.strip()
+            if is_active is not None:
+                if not is_active and user.is_active:
+                    # Flushes the changes above first: a taken email fails here already.
+                    revoke_all_refresh_tokens(session=session, user_id=user.id)
+                user.is_active = is_active
     except IntegrityError as error:
-        session.rollback()
-        raise EmailTakenError(email) from error
-    invalidate(cache=cache, user_id=user.id)
+        if _is_email_taken(error):
+            raise email_taken() from error
+        raise
+    invalidate(redis_cache=redis_cache, user_id=user.id)
     return user
 
 
 def set_roles(
-    *, session: Session, cache: Cache, user_id: uuid.UUID, roles: Sequence[str]
-) -> User | None:
-    user = session.get(User, user_id, with_for_update=True)
-    if user is None:
-        return None
-    _guard_last_admin(session, user, keeps_admin=ADMIN in roles)
-    user.roles = sorted(set(roles))
-    session.commit()
-    invalidate(cache=cache, user_id=user.id)
+    *, sessions: Sessions, redis_cache: BestEffortRedis, user_id: uuid.UUID, roles: Sequence[str]
+) -> User:
+    with sessions.begin() as session:
+        user = _locked_user(session, user_id)
+        _guard_last_admin(session, user, keeps_admin=ADMIN in roles)
+        user.roles = sorted(set(roles))
+    invalidate(redis_cache=redis_cache, user_id=user.id)
     return user
 
 
-def delete_user(*, session: Session, cache: Cache, user_id: uuid.UUID) -> bool:
+def delete_user(*, sessions: Sessions, redis_cache: BestEffortRedis, user_id: uuid.UUID) -> None:
     """Deletes the user and, by cascade, their refresh tokens."""
-    user = session.get(User, user_id, with_for_update=True)
-    if user is None:
-        return False
-    _guard_last_admin(session, user, keeps_admin=False)
-    session.delete(user)
-    session.commit()
-    invalidate(cache=cache, user_id=user_id)
-    return True
+    with sessions.begin() as session:
+        user = _locked_user(session, user_id)
+        _guard_last_admin(session, user, keeps_admin=False)
+        session.delete(user)
+    invalidate(redis_cache=redis_cache, user_id=user_id)
 
 
 def ensure_admin(
     *,
-    session: Session,
+    sessions: Sessions,
     passwords: Passwords,
     email: str,
     password: str,
@@ -342,25 +407,25 @@ def ensure_admin(
 ) -> tuple[User, bool]:
     """Create ``email`` as an active admin, or promote the existing account (its password
     is left alone). Idempotent; returns the user and whether it was created."""
-    user = find_by_email(session=session, email=email)
-    if user is None:
-        try:
-            created = register_user(
-                session=session,
-                passwords=passwords,
-                email=email,
-                password=password,
-                full_name=full_name,
-                roles=(ADMIN, CUSTOMER),
-            )
-        except EmailTakenError:
-            # Another replica bootstrapped at the same moment: promote what it made.
-            return ensure_admin(
-                session=session, passwords=passwords, email=email, password=password
-            )
-        return created, True
-    if ADMIN not in user.roles or not user.is_active:
-        user.roles = sorted({*user.roles, ADMIN})
-        user.is_active = True
-        session.commit()
-    return user, False
+    with sessions.begin() as session:
+        user = find_by_email(session=session, email=email)
+        if user is not None:
+            if ADMIN not in user.roles or not user.is_active:
+                user.roles = sorted({*user.roles, ADMIN})
+                user.is_active = True
+            return user, False
+    try:
+        created = register_user(
+            sessions=sessions,
+            passwords=passwords,
+            email=email,
+            password=password,
+            full_name=full_name,
+            roles=(ADMIN, CUSTOMER),
+        )
+    except ProblemError as error:
+        if error.problem is not EMAIL_TAKEN:
+            raise
+        # Another replica bootstrapped at the same moment: promote what it made.
+        return ensure_admin(sessions=sessions, passwords=passwords, email=email, password=password)
+    return created, True

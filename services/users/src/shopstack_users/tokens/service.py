@@ -1,5 +1,11 @@
-"""The OAuth2 grants (RFC 6749), refresh token rotation and revocation (RFC 7009), and
-access tokens as JWTs (RFC 9068). Views call these; they know nothing about HTTP."""
+"""The OAuth2 grants (RFC 6749), refresh token rotation and revocation (RFC 7009), access
+tokens as JWTs (RFC 9068), and the service clients.
+
+Nothing here knows about HTTP: a refused grant is an ``OAuthError`` (RFC 6749 §5.2's error
+code, description, status and headers), which the token router renders; anything else the
+platform would refuse is a ``ProblemError``. Each grant is one unit of work
+(``with sessions.begin() as session:``); argon2 work on a client secret runs outside it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,31 +23,39 @@ from typing import Any
 import jwt
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from shopstack_users.accounts.service import find_by_email, normalise_email
+from shopstack_common.problems import (
+    CONFLICT,
+    NO_SIGNING_KEY,
+    NOT_FOUND,
+    ProblemError,
+    validation_error,
+)
+from shopstack_users.accounts.models import User
+from shopstack_users.accounts.service import authenticate
 from shopstack_users.config import UsersSettings
 from shopstack_users.keys import ALGORITHM, KeyRing
-from shopstack_users.metrics import (
-    LOGINS_THROTTLED,
-    PASSWORD_REHASHES,
-    REFRESH_TOKEN_REUSE,
-    TOKENS_ISSUED,
-)
-from shopstack_users.models import RefreshToken, ServiceClient, User
+from shopstack_users.metrics import REFRESH_TOKEN_REUSE, TOKENS_ISSUED
 from shopstack_users.passwords import Passwords
 from shopstack_users.throttle import LoginThrottle
+from shopstack_users.tokens.models import RefreshToken, ServiceClient
 
 logger = logging.getLogger(__name__)
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068's media type, not a secret
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
+SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+"  # noqa: S105 - a pattern, not a secret
+_SCOPE_TOKEN = re.compile(SCOPE_TOKEN)
 CLIENT_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="shopstack"'}
+
+Sessions = sessionmaker[Session]
 
 
 class OAuthError(Exception):
-    """An RFC 6749 §5.2 error: ``error`` is the code, ``status`` 400 or 401."""
+    """An RFC 6749 §5.2 error: ``error`` is the code, ``status`` 400 or 401 (with
+    ``headers``: the ``WWW-Authenticate`` challenge of an ``invalid_client``)."""
 
     def __init__(
         self,
@@ -49,23 +63,17 @@ class OAuthError(Exception):
         description: str,
         *,
         status: int = 400,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
 
 
-class LoginThrottledError(Exception):
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"retry after {retry_after}s")
-        self.retry_after = retry_after
-
-
-class NoSigningKeyError(RuntimeError):
-    pass
+def invalid_client(description: str = "Client authentication failed.") -> OAuthError:
+    return OAuthError("invalid_client", description, status=401, headers=BASIC_CHALLENGE)
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class TokenResponse:
 
 @dataclass(frozen=True)
 class Issuer:
-    """Everything a grant needs besides the database session."""
+    """Everything a grant needs besides the database."""
 
     settings: UsersSettings
     keys: KeyRing
@@ -106,7 +114,7 @@ def parse_scope(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
     tokens = raw.split(" ")
-    if not raw or not all(_SCOPE_TOKEN.match(token) for token in tokens):
+    if not raw or not all(_SCOPE_TOKEN.fullmatch(token) for token in tokens):
         raise OAuthError("invalid_scope", "scope must be space-separated scope tokens")
     return tokens
 
@@ -129,7 +137,7 @@ def access_token(
 ) -> str:
     key = issuer.keys.signing_key
     if key is None:
-        raise NoSigningKeyError("no signing key is configured")
+        raise ProblemError(NO_SIGNING_KEY, "The service has no token signing key configured.")
     now = int(time.time())
     claims = {
         "iss": issuer.settings.jwt_issuer,
@@ -159,9 +167,8 @@ def _user_tokens(
     scope: str,
     family_id: uuid.UUID,
     refresh_scope: str,
-    grant_type: str,
 ) -> TokenResponse:
-    """Store a new refresh token (the caller's transaction commits it) and sign the access
+    """Store a new refresh token (the caller's unit of work commits it) and sign the access
     token. The access token is signed first: with no key nothing is written."""
     client_id = issuer.settings.public_client_id
     token = access_token(
@@ -179,8 +186,6 @@ def _user_tokens(
             + timedelta(seconds=issuer.settings.refresh_token_ttl_seconds),
         )
     )
-    session.commit()
-    TOKENS_ISSUED.labels(grant_type).inc()
     return TokenResponse(
         access_token=token,
         expires_in=issuer.settings.access_token_ttl_seconds,
@@ -198,7 +203,7 @@ def hash_refresh_token(token: str) -> str:
 
 def password_grant(
     *,
-    session: Session,
+    sessions: Sessions,
     issuer: Issuer,
     username: str,
     password: str,
@@ -206,31 +211,23 @@ def password_grant(
     client_address: str,
 ) -> TokenResponse:
     granted = grant_scope(parse_scope(scope), issuer.settings.user_scopes)
-    email = normalise_email(username)
-    retry_after = issuer.throttle.retry_after(email, client_address)
-    if retry_after is not None:
-        LOGINS_THROTTLED.inc()
-        raise LoginThrottledError(retry_after)
-    user = find_by_email(session=session, email=email)
-    if not issuer.passwords.verify(user.password_hash if user else None, password):
-        issuer.throttle.failed(email, client_address)
-        raise OAuthError("invalid_grant", "The email or password is wrong.")
-    assert user is not None
-    if not user.is_active:
-        raise OAuthError("invalid_grant", "The account is disabled.")
-    issuer.throttle.succeeded(email, client_address)
-    if issuer.passwords.needs_rehash(user.password_hash):
-        user.password_hash = issuer.passwords.hash(password)
-        PASSWORD_REHASHES.inc()
-    return _user_tokens(
-        session,
-        issuer,
-        user,
-        scope=granted,
-        family_id=uuid.uuid4(),
-        refresh_scope=granted,
-        grant_type="password",
-    )
+    with sessions.begin() as session:
+        user = authenticate(
+            session=session,
+            throttle=issuer.throttle,
+            email=username,
+            password=password,
+            client_address=client_address,
+        )
+        if user is None:
+            raise OAuthError("invalid_grant", "The email or password is wrong.")
+        if not user.is_active:
+            raise OAuthError("invalid_grant", "The account is disabled.")
+        issued = _user_tokens(
+            session, issuer, user, scope=granted, family_id=uuid.uuid4(), refresh_scope=granted
+        )
+    TOKENS_ISSUED.labels("password").inc()
+    return issued
 
 
 def revoke_family(session: Session, family_id: uuid.UUID) -> None:
@@ -242,65 +239,65 @@ def revoke_family(session: Session, family_id: uuid.UUID) -> None:
 
 
 def refresh_grant(
-    *, session: Session, issuer: Issuer, refresh_token: str, scope: str | None
+    *, sessions: Sessions, issuer: Issuer, refresh_token: str, scope: str | None
 ) -> TokenResponse:
     requested = parse_scope(scope)
-    # FOR UPDATE: two requests with the same token are served one after the other, so the
-    # second sees the first's rotation and counts as a re-use.
-    stored = session.execute(
-        select(RefreshToken)
-        .where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
-        .with_for_update()
-    ).scalar_one_or_none()
     invalid = OAuthError("invalid_grant", "The refresh token is invalid, expired or revoked.")
-    if stored is None or stored.revoked_at is not None:
-        session.rollback()
-        raise invalid
-    if stored.rotated_at is not None:
-        # Someone presents a token that was already exchanged: either the client or a thief
-        # holds a copy. Revoke the whole family; the rightful owner signs in again.
-        revoke_family(session, stored.family_id)
-        session.commit()
+    with sessions.begin() as session:
+        # FOR UPDATE: two requests with the same token are served one after the other, so
+        # the second sees the first's rotation and counts as a re-use.
+        stored = session.execute(
+            select(RefreshToken)
+            .where(RefreshToken.token_hash == hash_refresh_token(refresh_token))
+            .with_for_update()
+        ).scalar_one_or_none()
+        if stored is None or stored.revoked_at is not None:
+            raise invalid
+        reused = stored.rotated_at is not None
+        if reused:
+            # Someone presents a token that was already exchanged: either the client or a
+            # thief holds a copy. Revoke the whole family (committed below, before the
+            # refusal); the rightful owner signs in again.
+            revoke_family(session, stored.family_id)
+        else:
+            user = session.get(User, stored.user_id)
+            if stored.expires_at <= datetime.now(UTC) or user is None or not user.is_active:
+                raise invalid
+            # RFC 6749 §6: a refresh may narrow the scope, never widen it.
+            granted = grant_scope(requested, stored.scope.split())
+            stored.rotated_at = datetime.now(UTC)
+            issued = _user_tokens(
+                session,
+                issuer,
+                user,
+                scope=granted,
+                family_id=stored.family_id,
+                refresh_scope=stored.scope,
+            )
+    if reused:
         REFRESH_TOKEN_REUSE.inc()
         logger.warning(
             "refresh token re-used; token family revoked",
             extra={"family_id": str(stored.family_id), "user_id": str(stored.user_id)},
         )
         raise invalid
-    if stored.expires_at <= datetime.now(UTC):
-        session.rollback()
-        raise invalid
-    user = session.get(User, stored.user_id)
-    if user is None or not user.is_active:
-        session.rollback()
-        raise invalid
-    # RFC 6749 §6: a refresh may narrow the scope, never widen it.
-    granted = grant_scope(requested, stored.scope.split())
-    stored.rotated_at = datetime.now(UTC)
-    return _user_tokens(
-        session,
-        issuer,
-        user,
-        scope=granted,
-        family_id=stored.family_id,
-        refresh_scope=stored.scope,
-        grant_type="refresh_token",
-    )
+    TOKENS_ISSUED.labels("refresh_token").inc()
+    return issued
 
 
 def client_credentials_grant(
-    *, session: Session, issuer: Issuer, client_id: str, client_secret: str, scope: str | None
+    *, sessions: Sessions, issuer: Issuer, client_id: str, client_secret: str, scope: str | None
 ) -> TokenResponse:
     requested = parse_scope(scope)
-    client = session.get(ServiceClient, client_id) if CLIENT_ID_PATTERN.match(client_id) else None
-    if not issuer.passwords.verify(client.secret_hash if client else None, client_secret):
-        raise OAuthError(
-            "invalid_client",
-            "Client authentication failed.",
-            status=401,
-            headers={"WWW-Authenticate": 'Basic realm="shopstack"'},
-        )
-    assert client is not None
+    client = None
+    if CLIENT_ID_PATTERN.fullmatch(client_id):
+        with sessions.begin() as session:
+            client = session.get(ServiceClient, client_id)
+    # Client secrets are 256 random bits: guessing them is hopeless, so unlike passwords
+    # they are not throttled. An unknown client costs the same argon2 work as a known one.
+    matches = issuer.passwords.verify(client.secret_hash if client else None, client_secret)
+    if client is None or not matches:
+        raise invalid_client()
     granted = grant_scope(requested, client.scopes)
     token = access_token(issuer, subject=client_id, client_id=client_id, roles=(), scope=granted)
     TOKENS_ISSUED.labels("client_credentials").inc()
@@ -309,40 +306,37 @@ def client_credentials_grant(
     )
 
 
-def revoke(*, session: Session, token: str) -> None:
+def revoke(*, sessions: Sessions, token: str) -> None:
     """RFC 7009: revoke the refresh token's whole family (the grant it belongs to). Unknown
     tokens and access tokens (self-contained JWTs that expire by themselves) are accepted
     without effect, as §2.2 asks."""
-    stored = session.execute(
-        select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token))
-    ).scalar_one_or_none()
-    if stored is not None:
-        revoke_family(session, stored.family_id)
-        session.commit()
+    with sessions.begin() as session:
+        stored = session.execute(
+            select(RefreshToken).where(RefreshToken.token_hash == hash_refresh_token(token))
+        ).scalar_one_or_none()
+        if stored is not None:
+            revoke_family(session, stored.family_id)
 
 
 # -- service clients -------------------------------------------------------------------------
 
 
-class ClientExistsError(Exception):
-    pass
-
-
 def create_client(
     *,
-    session: Session,
+    sessions: Sessions,
     passwords: Passwords,
     client_id: str,
     scopes: Iterable[str],
     description: str = "",
 ) -> tuple[ServiceClient, str]:
     """Register a client; returns it with its secret, which is shown this once only."""
-    if not CLIENT_ID_PATTERN.match(client_id):
-        raise ValueError(f"client id must match {CLIENT_ID_PATTERN.pattern}")
+    if not CLIENT_ID_PATTERN.fullmatch(client_id):
+        message = f"Must match {CLIENT_ID_PATTERN.pattern}."
+        raise validation_error([{"field": "client_id", "message": message}])
     scope_list = sorted(set(scopes))
-    bad = [s for s in scope_list if not _SCOPE_TOKEN.match(s)]
+    bad = [s for s in scope_list if not _SCOPE_TOKEN.fullmatch(s)]
     if bad:
-        raise ValueError(f"not valid scope tokens: {bad}")
+        raise validation_error([{"field": "scope", "message": f"Not scope tokens: {bad}."}])
     secret = secrets.token_urlsafe(32)
     client = ServiceClient(
         client_id=client_id,
@@ -350,23 +344,23 @@ def create_client(
         secret_hash=passwords.hash(secret),
         scopes=scope_list,
     )
-    session.add(client)
     try:
-        session.commit()
+        with sessions.begin() as session:
+            session.add(client)
     except IntegrityError as error:
-        session.rollback()
-        raise ClientExistsError(client_id) from error
+        raise ProblemError(CONFLICT, f"Client {client_id!r} already exists.") from error
     return client, secret
 
 
-def list_clients(*, session: Session) -> list[ServiceClient]:
-    return list(session.execute(select(ServiceClient).order_by(ServiceClient.client_id)).scalars())
+def list_clients(*, sessions: Sessions) -> list[ServiceClient]:
+    with sessions.begin() as session:
+        query = select(ServiceClient).order_by(ServiceClient.client_id)
+        return list(session.execute(query).scalars())
 
 
-def delete_client(*, session: Session, client_id: str) -> bool:
-    client = session.get(ServiceClient, client_id)
-    if client is None:
-        return False
-    session.delete(client)
-    session.commit()
-    return True
+def delete_client(*, sessions: Sessions, client_id: str) -> None:
+    with sessions.begin() as session:
+        client = session.get(ServiceClient, client_id)
+        if client is None:
+            raise ProblemError(NOT_FOUND, f"No client {client_id!r}.")
+        session.delete(client)

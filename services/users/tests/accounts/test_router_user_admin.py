@@ -1,15 +1,23 @@
+"""The ``user_admin`` blueprint: listing, reading and changing users."""
+
+from __future__ import annotations
+
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+if TYPE_CHECKING:
+    from conftest import AppFactory, UsersApi
 
 USERS = "/api/v1/users"
 
 
 @pytest.fixture
-def people(api: Any) -> dict[str, Any]:
+def people(api: UsersApi) -> dict[str, Any]:
     """An admin, a customer and another customer, with the headers the gateway sets."""
     admin = api.admin()
     ada = api.register("ada@example.com")
@@ -23,7 +31,7 @@ def people(api: Any) -> dict[str, Any]:
     }
 
 
-def call(client: FlaskClient, route: str, target: str, headers: dict[str, str]) -> Any:
+def call(client: FlaskClient, route: str, target: str, headers: dict[str, str]) -> TestResponse:
     method, path, body = {
         "list": ("GET", USERS, None),
         "get": ("GET", f"{USERS}/{target}", None),
@@ -94,7 +102,7 @@ def test_an_admin_gets_404_for_missing_users(
     [("list", 200), ("get", 200), ("patch", 403), ("roles", 403), ("delete", 403)],
 )
 def test_a_service_client_with_users_read(
-    client: FlaskClient, people: dict[str, Any], api: Any, route: str, status: int
+    client: FlaskClient, people: dict[str, Any], api: UsersApi, route: str, status: int
 ) -> None:
     headers = api.as_client("reports", "users:read")
     assert call(client, route, people["bob"]["id"], headers).status_code == status
@@ -109,7 +117,7 @@ def test_roles_in_headers_only_come_from_the_gateway(
 
 
 def test_list_pages_through_everyone_once(
-    client: FlaskClient, api: Any, people: dict[str, Any]
+    client: FlaskClient, api: UsersApi, people: dict[str, Any]
 ) -> None:
     for n in range(4):
         api.register(f"user{n}@example.com")
@@ -135,7 +143,7 @@ def test_list_pages_through_everyone_once(
 
 
 def test_list_filters_by_email_prefix_and_role(
-    client: FlaskClient, api: Any, people: dict[str, Any]
+    client: FlaskClient, api: UsersApi, people: dict[str, Any]
 ) -> None:
     api.register("bobby@example.com")
     api.register("b%_@example.com")
@@ -161,6 +169,8 @@ def test_list_filters_by_email_prefix_and_role(
         ({"limit": "ten"}, "limit"),
         ({"role": "root"}, "role"),
         ({"email_prefix": "x" * 255}, "email_prefix"),
+        ({"email_prefix": "a\x00b"}, "email_prefix"),
+        ({"cursor": "a\x00b"}, "cursor"),
     ],
 )
 def test_list_bad_query_names_the_field(
@@ -171,6 +181,10 @@ def test_list_bad_query_names_the_field(
     assert response.mimetype == "application/problem+json"
     assert [e["field"] for e in response.json["errors"]] == [field]
     assert response.json["errors"][0]["location"] == "query"
+    expected = (
+        "invalid-cursor" if field == "cursor" and "\x00" not in query[field] else "validation"
+    )
+    assert response.json["type"] == f"/problems/{expected}"
 
 
 @pytest.mark.parametrize(
@@ -194,14 +208,30 @@ def test_admin_patch_bad_input(
     assert [e["field"] for e in response.json["errors"]] == [field]
 
 
-def test_admin_patch_email_must_stay_unique(client: FlaskClient, people: dict[str, Any]) -> None:
-    response = client.patch(
-        f"{USERS}/{people['bob']['id']}",
-        json={"email": "ADA@example.com"},
-        headers=people["as_admin"],
-    )
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"email": "ADA@example.com"},
+        # Deactivating revokes refresh tokens first, which flushes the email change early.
+        {"email": "ada@example.com", "is_active": False},
+        {"email": "ada@example.com", "full_name": "Bobby", "is_active": True},
+    ],
+)
+def test_admin_patch_email_must_stay_unique(
+    client: FlaskClient, people: dict[str, Any], changes: dict[str, Any]
+) -> None:
+    bob = people["bob"]["id"]
+    response = client.patch(f"{USERS}/{bob}", json=changes, headers=people["as_admin"])
     assert response.status_code == 409
+    assert response.json["type"] == "/problems/email-taken"
     assert response.json["errors"][0]["field"] == "email"
+    # Nothing of the refused change was kept.
+    unchanged = client.get(f"{USERS}/{bob}", headers=people["as_admin"]).json
+    assert (unchanged["email"], unchanged["full_name"], unchanged["is_active"]) == (
+        "bob@example.com",
+        "Bob",
+        True,
+    )
 
 
 @pytest.mark.parametrize(
@@ -220,6 +250,7 @@ def test_the_last_admin_cannot_be_removed(client: FlaskClient, people: dict[str,
     headers = people["as_admin"]
     demote = client.put(f"{USERS}/{admin_id}/roles", json={"roles": ["customer"]}, headers=headers)
     assert demote.status_code == 409
+    assert demote.json["type"] == "/problems/last-admin"
     assert (
         client.patch(f"{USERS}/{admin_id}", json={"is_active": False}, headers=headers).status_code
         == 409
@@ -239,7 +270,7 @@ def test_the_last_admin_cannot_be_removed(client: FlaskClient, people: dict[str,
 
 
 def test_delete_removes_the_user_and_their_sessions(
-    client: FlaskClient, api: Any, people: dict[str, Any]
+    client: FlaskClient, api: UsersApi, people: dict[str, Any]
 ) -> None:
     refresh = api.token("bob@example.com").json["refresh_token"]
     bob = people["bob"]["id"]
@@ -327,7 +358,7 @@ def test_the_cache_is_what_reads_use(
 
 
 def test_admin_writes_work_without_redis(
-    make_app: Any, dead_redis_url: str, people: dict[str, Any]
+    make_app: AppFactory, dead_redis_url: str, people: dict[str, Any]
 ) -> None:
     client = make_app(redis_url=dead_redis_url).test_client()
     bob = people["bob"]["id"]
@@ -336,3 +367,9 @@ def test_admin_writes_work_without_redis(
     )
     assert response.status_code == 200
     assert client.get(f"{USERS}/{bob}", headers=people["as_admin"]).json["full_name"] == "Robert"
+
+
+def test_an_admin_patch_must_change_something(client: FlaskClient, people: dict[str, Any]) -> None:
+    response = client.patch(f"{USERS}/{people['bob']['id']}", json={}, headers=people["as_admin"])
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json["errors"]] == ["body"]

@@ -1,4 +1,10 @@
-"""HTTP routes of the token area: token (RFC 6749), revocation (RFC 7009) and the JWKS."""
+"""HTTP routes of the token area: token (RFC 6749), revocation (RFC 7009) and the JWKS.
+
+The token and revocation endpoints read their form bodies themselves: RFC 6749 says what a
+malformed request is and how its error looks (§5.2, ``application/json``), which is not the
+platform's problem+json. Their other errors (a throttled login, no signing key, the database
+away) are problems like everywhere else. Nothing they answer may be cached.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,21 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from flask import Response, json, request
-from flask_smorest import Blueprint
 
-from shopstack_users.errors import ProblemError
-from shopstack_users.extensions import db, security, settings
+from shopstack_common.problems import (
+    BODY_TOO_LARGE,
+    DATABASE_UNAVAILABLE,
+    NO_SIGNING_KEY,
+    TOO_MANY_FAILED_LOGINS,
+)
+from shopstack_users.blueprint import Blueprint
+from shopstack_users.fields import is_storable
 from shopstack_users.metrics import TOKEN_ERRORS
-from shopstack_users.throttle import LoginThrottle
+from shopstack_users.openapi import problem_responses
+from shopstack_users.resources import resources
 from shopstack_users.tokens import service
 from shopstack_users.tokens.schemas import (
+    MAX_PARAMETER_LENGTH,
     JwksSchema,
     OAuthErrorSchema,
     RevokeRequestSchema,
@@ -27,24 +40,46 @@ blp = Blueprint("tokens", __name__, description="OAuth2 tokens and signing keys"
 
 FORM = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-# Nothing legitimate is longer; refusing early keeps argon2 away from huge inputs.
-MAX_PARAMETER_LENGTH = 4096
 
 
-def _json(description: str, schema: type) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(description: str, schema: type, **extra: Any) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+        **extra,
+    }
 
 
 OAUTH_ERRORS = {
-    "400": _json("RFC 6749 §5.2 error", OAuthErrorSchema),
-    "401": _json("invalid_client", OAuthErrorSchema),
+    "400": _json(
+        "RFC 6749 §5.2 error: `invalid_request` (missing, repeated or oversized parameters, "
+        "not form-encoded), `invalid_grant`, `unsupported_grant_type` or `invalid_scope`",
+        OAuthErrorSchema,
+    ),
+    "401": _json(
+        "`invalid_client`: client authentication failed",
+        OAuthErrorSchema,
+        headers={
+            "WWW-Authenticate": {
+                "description": "The Basic challenge (RFC 7617).",
+                "schema": {"type": "string"},
+            }
+        },
+    ),
 }
+
+
+@blp.after_request
+def _tokens_are_never_cached(response: Response) -> Response:
+    # Every answer of the token and revocation endpoints, errors included (RFC 6749 §5.1).
+    if request.endpoint in {"tokens.token", "tokens.revoke"}:
+        response.headers.update(NO_STORE)
+    return response
 
 
 def oauth_error_response(error: service.OAuthError) -> Response:
     body = {"error": error.error, "error_description": error.description}
     response = Response(json.dumps(body), status=error.status, mimetype="application/json")
-    response.headers.update(NO_STORE)
     response.headers.update(error.headers)
     return response
 
@@ -61,6 +96,8 @@ def _form() -> dict[str, str]:
             raise service.OAuthError("invalid_request", f"Parameter {name} is repeated.")
         if len(values[0]) > MAX_PARAMETER_LENGTH:
             raise service.OAuthError("invalid_request", f"Parameter {name} is too long.")
+        if not is_storable(values[0]):
+            raise service.OAuthError("invalid_request", f"Parameter {name} holds a NUL character.")
         params[name] = values[0]
     return params
 
@@ -82,53 +119,41 @@ def _client_credentials(params: dict[str, str]) -> tuple[str, str]:
             raise service.OAuthError(
                 "invalid_request", "Use one client authentication method, not two."
             )
-        unauthorized = service.OAuthError(
-            "invalid_client",
-            "Client authentication failed.",
-            status=401,
-            headers={"WWW-Authenticate": 'Basic realm="shopstack"'},
-        )
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
-            raise unauthorized from None
+            raise service.invalid_client() from None
         client_id, sep, secret = decoded.partition(":")
         if not sep:
-            raise unauthorized
+            raise service.invalid_client()
         return unquote_plus(client_id), unquote_plus(secret)
     client_id, secret = params.get("client_id", ""), params.get("client_secret", "")
     if not client_id or not secret:
-        raise service.OAuthError(
-            "invalid_client",
-            "Client authentication is required (HTTP Basic or client_id and client_secret).",
-            status=401,
-            headers={"WWW-Authenticate": 'Basic realm="shopstack"'},
+        raise service.invalid_client(
+            "Client authentication is required (HTTP Basic or client_id and client_secret)."
         )
     return client_id, secret
 
 
 def _issuer() -> service.Issuer:
-    config = settings()
+    found = resources()
     return service.Issuer(
-        settings=config,
-        keys=security.keys,
-        passwords=security.passwords,
-        throttle=LoginThrottle(
-            max_failures=config.login_max_failures,
-            window_seconds=config.login_failure_window_seconds,
-        ),
+        settings=found.settings,
+        keys=found.keys,
+        passwords=found.passwords,
+        throttle=found.login_throttle,
     )
 
 
 def _grant(params: dict[str, str]) -> service.TokenResponse:
     (grant_type,) = _required(params, "grant_type")
-    issuer = _issuer()
+    sessions = resources().sessions
     scope = params.get("scope")
     if grant_type == "password":
         username, password = _required(params, "username", "password")
         return service.password_grant(
-            session=db.session,
-            issuer=issuer,
+            sessions=sessions,
+            issuer=_issuer(),
             username=username,
             password=password,
             scope=scope,
@@ -137,14 +162,17 @@ def _grant(params: dict[str, str]) -> service.TokenResponse:
     if grant_type == "refresh_token":
         (refresh_token,) = _required(params, "refresh_token")
         return service.refresh_grant(
-            session=db.session, issuer=issuer, refresh_token=refresh_token, scope=scope
+            sessions=sessions, issuer=_issuer(), refresh_token=refresh_token, scope=scope
         )
     if grant_type == "client_credentials":
         client_id, secret = _client_credentials(params)
         return service.client_credentials_grant(
-            session=db.session, issuer=issuer, client_id=client_id, client_secret=secret,
+            sessions=sessions,
+            issuer=_issuer(),
+            client_id=client_id,
+            client_secret=secret,
             scope=scope,
-        )  # fmt: skip
+        )
     raise service.OAuthError(
         "unsupported_grant_type", f"Grant type {grant_type!r} is not supported."
     )
@@ -152,14 +180,40 @@ def _grant(params: dict[str, str]) -> service.TokenResponse:
 
 @blp.post("/api/v1/auth/token")
 @blp.doc(
+    operationId="issueToken",
     summary="Issue tokens (OAuth2 password, refresh_token and client_credentials grants)",
+    # A service client may authenticate with HTTP Basic; nobody else authenticates here.
+    security=[{}, {"clientBasic": []}],
     requestBody={"required": True, "content": {FORM: {"schema": TokenRequestSchema}}},
     responses={
-        "200": _json("Tokens", TokenResponseSchema),
+        "200": _json(
+            "Tokens",
+            TokenResponseSchema,
+            links={
+                "readMe": {
+                    "operationId": "getMe",
+                    "description": "Call the API as the user the token was issued to.",
+                    "parameters": {"header.Authorization": "Bearer {$response.body#/access_token}"},
+                },
+                "refresh": {
+                    "operationId": "issueToken",
+                    "requestBody": {
+                        "grant_type": "refresh_token",
+                        "refresh_token": "$response.body#/refresh_token",
+                    },
+                },
+                "revoke": {
+                    "operationId": "revokeToken",
+                    "requestBody": {"token": "$response.body#/refresh_token"},
+                },
+            },
+        ),
         **OAUTH_ERRORS,
-        "429": {"description": "Too many failed logins for this account from this address"},
+        **problem_responses(
+            BODY_TOO_LARGE, TOO_MANY_FAILED_LOGINS, NO_SIGNING_KEY, DATABASE_UNAVAILABLE
+        ),
     },
-)  # fmt: skip
+)
 def token() -> Response:
     grant_type = request.form.get("grant_type", "") if request.mimetype == FORM else ""
     try:
@@ -167,20 +221,7 @@ def token() -> Response:
     except service.OAuthError as error:
         TOKEN_ERRORS.labels(_known_grant(grant_type), error.error).inc()
         return oauth_error_response(error)
-    except service.LoginThrottledError as error:
-        raise ProblemError(
-            429,
-            slug="too-many-failed-logins",
-            detail="Too many failed logins for this account from this address; try again later.",
-            headers={"Retry-After": str(error.retry_after), **NO_STORE},
-        ) from None
-    except service.NoSigningKeyError:
-        raise ProblemError(
-            503, slug="no-signing-key", detail="The service has no token signing key configured."
-        ) from None
-    response = Response(json.dumps(issued.as_dict()), status=200, mimetype="application/json")
-    response.headers.update(NO_STORE)
-    return response
+    return Response(json.dumps(issued.as_dict()), status=200, mimetype="application/json")
 
 
 def _known_grant(grant_type: str) -> str:
@@ -192,9 +233,14 @@ def _known_grant(grant_type: str) -> str:
 
 @blp.post("/api/v1/auth/revoke")
 @blp.doc(
+    operationId="revokeToken",
     summary="Revoke a refresh token and the tokens rotated from the same login (RFC 7009)",
     requestBody={"required": True, "content": {FORM: {"schema": RevokeRequestSchema}}},
-    responses={"200": {"description": "Revoked, or the token was not known"}, **OAUTH_ERRORS},
+    responses={
+        "200": {"description": "Revoked, or the token was not known"},
+        "400": OAUTH_ERRORS["400"],
+        **problem_responses(BODY_TOO_LARGE, DATABASE_UNAVAILABLE),
+    },
 )
 def revoke() -> Response:
     try:
@@ -202,15 +248,18 @@ def revoke() -> Response:
         (token_value,) = _required(params, "token")
     except service.OAuthError as error:
         return oauth_error_response(error)
-    service.revoke(session=db.session, token=token_value)
-    response = Response(status=200)
-    response.headers.update(NO_STORE)
-    return response
+    service.revoke(sessions=resources().sessions, token=token_value)
+    return Response(status=200)
 
 
 @blp.get("/.well-known/jwks.json")
 @blp.response(200, JwksSchema)
+@blp.doc(operationId="getJwks")
 def jwks() -> tuple[dict[str, Any], int, dict[str, str]]:
-    """The public keys that verify access tokens (RFC 7517)."""
-    max_age = settings().jwks_max_age_seconds
-    return security.keys.jwks(), 200, {"Cache-Control": f"public, max-age={max_age}"}
+    """The public keys that verify access tokens (RFC 7517)
+
+    Every configured key, the signing one first; new keys appear within
+    `JWT_SIGNING_KEYS_RELOAD_SECONDS` of being added."""
+    found = resources()
+    max_age = found.settings.jwks_max_age_seconds
+    return found.keys.jwks(), 200, {"Cache-Control": f"public, max-age={max_age}"}

@@ -1,13 +1,22 @@
+"""The ``accounts`` blueprint: registration and the caller's own profile."""
+
+from __future__ import annotations
+
 import logging
-from collections.abc import Callable
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
+from werkzeug.test import TestResponse
 
-AppFactory = Callable[..., Flask]
+from shopstack_users.accounts.models import User
+from shopstack_users.resources import resources
+
+if TYPE_CHECKING:
+    from conftest import AppFactory, UsersApi
 
 VALID = {
     "email": "  Ada@Example.com ",
@@ -17,7 +26,7 @@ VALID = {
 PUBLIC_FIELDS = {"id", "email", "full_name", "roles", "created_at", "updated_at"}
 
 
-def register(client: FlaskClient, **overrides: Any) -> Any:
+def register(client: FlaskClient, **overrides: Any) -> TestResponse:
     return client.post("/api/v1/auth/register", json={**VALID, **overrides})
 
 
@@ -43,18 +52,21 @@ def test_me_needs_an_identity(client: FlaskClient) -> None:
     assert response.status_code == 401
     assert response.mimetype == "application/problem+json"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.json is not None
+    assert response.json["type"] == "/problems/authentication-required"
 
 
-def test_me_reads_the_caller_from_the_gateway_headers(client: FlaskClient, api: Any) -> None:
+def test_me_reads_the_caller_from_the_gateway_headers(client: FlaskClient, api: UsersApi) -> None:
     user = api.register()
     response = client.get("/api/v1/users/me", headers=api.as_user(user["id"]))
     assert response.status_code == 200
     assert response.json == user
 
 
-def test_a_service_client_has_no_me(client: FlaskClient, api: Any) -> None:
+def test_a_service_client_has_no_me(client: FlaskClient, api: UsersApi) -> None:
     response = client.get("/api/v1/users/me", headers=api.as_client("reports", "users:read"))
     assert response.status_code == 403
+    assert api.body(response)["type"] == "/problems/user-required"
 
 
 def test_duplicate_email_is_409_case_insensitively(client: FlaskClient) -> None:
@@ -63,6 +75,7 @@ def test_duplicate_email_is_409_case_insensitively(client: FlaskClient) -> None:
     assert duplicate.status_code == 409
     assert duplicate.mimetype == "application/problem+json"
     assert duplicate.json is not None
+    assert duplicate.json["type"] == "/problems/email-taken"
     assert duplicate.json["errors"][0]["field"] == "email"
 
 
@@ -83,6 +96,10 @@ def test_duplicate_email_is_409_case_insensitively(client: FlaskClient) -> None:
         ({"full_name": "   "}, "full_name"),
         ({"full_name": "x" * 201}, "full_name"),
         ({"full_name": ["Ada"]}, "full_name"),
+        ({"full_name": "Ada\u0000Lovelace"}, "full_name"),  # PostgreSQL cannot store NUL
+        ({"full_name": "Ada \ud800"}, "full_name"),  # no UTF-8 text holds a lone surrogate
+        ({"password": "correct horse\u0000battery"}, "password"),
+        ({"email": "ada\u0000@example.com"}, "email"),
         ({"roles": ["admin"]}, "roles"),  # roles never come from a body
     ],
 )
@@ -109,19 +126,16 @@ def test_a_body_that_is_not_an_object_is_refused(client: FlaskClient) -> None:
     assert response.mimetype == "application/problem+json"
 
 
-def test_password_is_stored_as_argon2id(users_app: Flask, api: Any) -> None:
-    from shopstack_users.extensions import db
-    from shopstack_users.models import User
-
+def test_password_is_stored_as_argon2id(users_app: Flask, api: UsersApi) -> None:
     user = api.register()
-    with users_app.app_context(), db.new_session() as session:
-        row = session.get(User, user["id"])
+    with resources(users_app).sessions.begin() as session:
+        row = session.get(User, uuid.UUID(user["id"]))
         assert row is not None
         assert row.password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
         assert api.password not in row.password_hash
 
 
-def test_update_me_changes_the_name(client: FlaskClient, api: Any) -> None:
+def test_update_me_changes_the_name(client: FlaskClient, api: UsersApi) -> None:
     user = api.register()
     headers = api.as_user(user["id"])
     changed = client.patch("/api/v1/users/me", json={"full_name": "Ada King"}, headers=headers)
@@ -131,7 +145,7 @@ def test_update_me_changes_the_name(client: FlaskClient, api: Any) -> None:
     assert client.get("/api/v1/users/me", headers=headers).json["full_name"] == "Ada King"
 
 
-def test_changing_the_password_needs_the_current_one(client: FlaskClient, api: Any) -> None:
+def test_changing_the_password_needs_the_current_one(client: FlaskClient, api: UsersApi) -> None:
     user = api.register()
     headers = api.as_user(user["id"])
     new = "a brand new long passphrase"
@@ -176,7 +190,7 @@ def test_changing_the_password_needs_the_current_one(client: FlaskClient, api: A
     [{"roles": ["admin"]}, {"email": "new@example.com"}, {"is_active": False}, {"full_name": 7}],
 )
 def test_update_me_refuses_what_it_does_not_allow(
-    client: FlaskClient, api: Any, payload: dict[str, Any]
+    client: FlaskClient, api: UsersApi, payload: dict[str, Any]
 ) -> None:
     user = api.register()
     headers = api.as_user(user["id"])
@@ -187,7 +201,7 @@ def test_update_me_refuses_what_it_does_not_allow(
 
 
 def test_reads_fall_back_to_postgres_when_redis_is_down(
-    client: FlaskClient, make_app: AppFactory, dead_redis_url: str, api: Any
+    client: FlaskClient, make_app: AppFactory, dead_redis_url: str, api: UsersApi
 ) -> None:
     created = api.register()
     without_redis = make_app(redis_url=dead_redis_url)
@@ -208,13 +222,13 @@ class Records(logging.Handler):
 
 
 def test_redis_fallbacks_are_logged_once_per_burst(
-    make_app: AppFactory, dead_redis_url: str, api: Any
+    make_app: AppFactory, dead_redis_url: str, api: UsersApi
 ) -> None:
     created = api.register()
     # The app sets up logging when it is created; listen on the logger itself.
     client = make_app(redis_url=dead_redis_url).test_client()
     handler = Records()
-    logger = logging.getLogger("shopstack_users.extensions")
+    logger = logging.getLogger("shopstack_users.resources")
     logger.addHandler(handler)
     try:
         for _ in range(5):
@@ -225,3 +239,49 @@ def test_redis_fallbacks_are_logged_once_per_burst(
     # Ten fallbacks (a failed get and a failed set per read), one line.
     lines = [r for r in handler.records if "Redis unavailable" in r.getMessage()]
     assert len(lines) == 1
+
+
+@pytest.mark.parametrize("body", [{}, None])
+def test_a_patch_must_change_something(client: FlaskClient, api: UsersApi, body: Any) -> None:
+    user = api.register()
+    response = client.patch("/api/v1/users/me", json=body, headers=api.as_user(user["id"]))
+    assert response.status_code == 422
+    assert [e["field"] for e in api.body(response)["errors"]] == ["body"]
+
+
+def test_a_body_over_the_limit_is_a_413_problem(client: FlaskClient) -> None:
+    response = register(client, full_name="x" * 70_000)
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    assert response.json is not None
+    assert response.json["type"] == "/problems/body-too-large"
+
+
+def test_a_body_that_is_not_json_is_a_400_problem(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1/auth/register", data="{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.json is not None
+    assert response.json["type"] == "/problems/malformed-request"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/api/v1/auth/register"), ("PATCH", "/api/v1/users/me")]
+)
+def test_a_body_nested_thousands_deep_is_a_400_problem(
+    client: FlaskClient, api: UsersApi, method: str, path: str
+) -> None:
+    user = api.register()
+    deep = '{"full_name": ' + "[" * 5000 + "]" * 5000 + "}"
+    response = client.open(
+        path,
+        method=method,
+        data=deep,
+        content_type="application/json",
+        headers=api.as_user(user["id"]),
+    )
+    assert response.status_code == 400
+    assert api.body(response)["type"] == "/problems/malformed-request"
+    assert "nested" in api.body(response)["detail"]

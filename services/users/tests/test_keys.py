@@ -1,4 +1,10 @@
+"""The key ring: where keys come from, which one signs, and re-reading the directory."""
+
+from __future__ import annotations
+
 import json
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -8,7 +14,6 @@ from pydantic import ValidationError
 
 from shopstack_users.config import UsersSettings
 from shopstack_users.keys import KeyRing, SigningKeyError, new_private_key_pem, write_new_key
-from shopstack_users.passwords import common_passwords, policy_violation
 
 
 def settings(**values: object) -> UsersSettings:
@@ -67,29 +72,73 @@ def test_a_missing_keys_dir_is_an_error(tmp_path: Path) -> None:
         KeyRing.from_settings(settings(jwt_signing_keys_dir=tmp_path / "nope"))
 
 
-def test_the_bundled_common_password_list_is_a_real_one() -> None:
-    listed = common_passwords()
-    assert len(listed) > 29_000
-    assert {"123456", "password", "qwerty", "iloveyou", "1qaz2wsx3edc"} <= listed
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
-@pytest.mark.parametrize(
-    ("password", "email", "problem"),
-    [
-        ("short", None, "at least 12"),
-        ("x" * 129, None, "at most 128"),
-        ("ada@example.com", "Ada@Example.com", "email"),
-        ("adalovelace1815", "adalovelace1815@example.com", "email"),
-        ("1q2w3e4r5t6y", None, "too common"),
-        ("QAZWSXEDCRFV", None, "too common"),
-        ("correct horse battery", "ada@example.com", None),
-        ("x" * 128, None, None),
-    ],
-)
-def test_password_policy(password: str, email: str | None, problem: str | None) -> None:
-    found = policy_violation(password, email=email)
-    if problem is None:
-        assert found is None
+def kids(ring: KeyRing) -> list[str]:
+    return [key.kid for key in ring.keys]
+
+
+def test_the_directory_is_looked_at_again_only_after_the_interval(tmp_path: Path) -> None:
+    write_new_key(tmp_path, "2026-01-01")
+    clock = Clock()
+    ring = KeyRing(directory=tmp_path, reload_seconds=5, clock=clock)
+    write_new_key(tmp_path, "2026-02-01")
+    clock.now += 4.9
+    assert kids(ring) == ["2026-01-01"]
+    clock.now += 0.2
+    assert kids(ring) == ["2026-01-01", "2026-02-01"]
+    assert ring.signing_key is not None
+    assert ring.signing_key.kid == "2026-02-01"
+
+
+def test_a_replaced_file_is_read_again(tmp_path: Path) -> None:
+    """Kubernetes swaps a Secret's files for new ones; same names, other contents."""
+    path = write_new_key(tmp_path, "k")
+    clock = Clock()
+    ring = KeyRing(directory=tmp_path, reload_seconds=1, clock=clock)
+    first = ring.jwks()["keys"][0]["x"]
+    replacement = tmp_path / "k.pem.new"
+    replacement.write_bytes(new_private_key_pem())
+    os.replace(replacement, path)
+    clock.now += 1
+    assert ring.jwks()["keys"][0]["x"] != first
+
+
+@pytest.mark.parametrize("breakage", ["bad pem", "emptied", "directory gone"])
+def test_a_broken_directory_keeps_the_keys_in_use(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, breakage: str
+) -> None:
+    directory = tmp_path / "keys"
+    path = write_new_key(directory, "2026-01-01")
+    clock = Clock()
+    ring = KeyRing(directory=directory, reload_seconds=1, clock=clock)
+    if breakage == "bad pem":
+        (directory / "2026-02-01.pem").write_text("not a key")
+    elif breakage == "emptied":
+        path.unlink()
     else:
-        assert found is not None
-        assert problem in found
+        path.unlink()
+        directory.rmdir()
+    with caplog.at_level(logging.WARNING, logger="shopstack_users.keys"):
+        for _ in range(3):
+            clock.now += 1
+            assert kids(ring) == ["2026-01-01"]
+    # One line for the breakage, not one per look.
+    assert len([r for r in caplog.records if "not reloaded" in r.getMessage()]) == 1
+    if breakage == "bad pem":
+        (directory / "2026-02-01.pem").write_bytes(new_private_key_pem())
+        clock.now += 1
+        assert kids(ring) == ["2026-01-01", "2026-02-01"]
+
+
+def test_keys_from_the_variable_alone_are_never_looked_for(tmp_path: Path) -> None:
+    clock = Clock()
+    ring = KeyRing(inline={"a": new_private_key_pem().decode()}, reload_seconds=0, clock=clock)
+    clock.now += 100
+    assert kids(ring) == ["a"]

@@ -1,0 +1,73 @@
+"""The field types of the service's request schemas, each saying in OpenAPI what it accepts.
+
+Every string a request carries is ``Text``: PostgreSQL cannot store a NUL character and no
+UTF-8 text holds an unpaired surrogate, so both are refused as a 422 naming the field
+instead of failing somewhere below.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import fields
+
+# Matches what ``Text`` refuses. JSON Schema's `pattern` is the same rule, the other way round.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+TEXT_PATTERN = "^[^\\u0000]*$"
+# At least one character that is not whitespace (and still no NUL).
+NOT_BLANK_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+UNSTORABLE_MESSAGE = "Must not contain NUL characters or unpaired surrogates."
+
+
+def is_storable(text: str) -> bool:
+    """Whether PostgreSQL can store ``text`` (and UTF-8 can encode it)."""
+    return _UNSTORABLE.search(text) is None
+
+
+class Text(fields.String):
+    """A string without NUL characters or unpaired surrogates. ``not_blank`` also refuses
+    a value that is empty or only whitespace."""
+
+    def __init__(self, *, not_blank: bool = False, **kwargs: Any) -> None:
+        metadata = kwargs.pop("metadata", {})
+        metadata.setdefault("pattern", NOT_BLANK_PATTERN if not_blank else TEXT_PATTERN)
+        super().__init__(metadata=metadata, **kwargs)
+        self.not_blank = not_blank
+        self.error_messages.update(
+            unstorable=UNSTORABLE_MESSAGE,
+            blank="Must not be blank.",
+        )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        if not is_storable(text):
+            raise self.make_error("unstorable")
+        if self.not_blank and not text.strip():
+            raise self.make_error("blank")
+        return text
+
+
+class NormalisedEmail(fields.Email):
+    """An email, trimmed and lower-cased before it is validated and stored."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error_messages["unstorable"] = UNSTORABLE_MESSAGE
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str):
+            if not is_storable(value):
+                raise self.make_error("unstorable")
+            value = value.strip().lower()
+        result: str = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true/false only: "yes" or 1 is a wrong type, not a boolean."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
