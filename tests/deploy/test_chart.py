@@ -299,10 +299,9 @@ def test_the_gateway_finds_its_upstreams_and_users_counts_its_proxies(render: Re
     assert gateway["GATEWAY_UPSTREAMS__USERS__URL"] == f"http://{name('users')}:8000"
     assert gateway["GATEWAY_UPSTREAMS__ORDERS__URL"] == f"http://{name('orders')}:8000"
     users = named(docs, "ConfigMap", name("users"))["data"]
-    # NGINX (the ingress controller) and the gateway each append to X-Forwarded-For.
-    assert users["TRUSTED_PROXY_HOPS"] == "2"
-    behind_a_balancer = render("dev", {"trustedProxies.ingressHops": "2"})
-    assert named(behind_a_balancer, "ConfigMap", name("users"))["data"]["TRUSTED_PROXY_HOPS"] == "3"
+    # The gateway passes on the client it resolved from its trusted proxies as the last
+    # X-Forwarded-For entry: users trusts that one hop, whatever stands in front.
+    assert users["TRUSTED_PROXY_HOPS"] == "1"
 
 
 def test_a_config_change_rolls_only_the_pods_it_concerns(render: Render) -> None:

@@ -25,9 +25,9 @@ from shopstack_common.asgi import ASGIApp, Receive, Scope, Send
 from shopstack_devstack.ports import free_port
 from shopstack_orders.config import OrdersSettings
 from shopstack_orders.main import create_app as create_orders_app
-from shopstack_users.app import create_app as create_users_app
 from shopstack_users.config import UsersSettings
-from shopstack_users.extensions import close_resources
+from shopstack_users.main import create_app as create_users_app
+from shopstack_users.resources import resources as users_resources
 
 GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -120,7 +120,7 @@ def users(database_url: str, redis_url: str) -> Iterator[tuple[str, WsgiTap]]:
     yield f"http://127.0.0.1:{server.server_port}", tap
     server.shutdown()
     thread.join(10)
-    close_resources(app)
+    users_resources(app).close()
 
 
 @pytest.fixture

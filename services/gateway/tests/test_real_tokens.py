@@ -12,11 +12,11 @@ import pytest
 from werkzeug.serving import make_server
 
 from shopstack_devstack.ports import free_port
-from shopstack_users.app import create_app as create_users_app
 from shopstack_users.cli import bootstrap_admin
 from shopstack_users.config import UsersSettings
-from shopstack_users.extensions import close_resources
 from shopstack_users.keys import write_new_key
+from shopstack_users.main import create_app as create_users_app
+from shopstack_users.resources import resources as users_resources
 
 from .test_integration import OrdersServer, identity_headers
 
@@ -42,7 +42,7 @@ def users_url(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[str
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(10)
-    close_resources(app)
+    users_resources(app).close()
 
 
 @pytest.fixture
