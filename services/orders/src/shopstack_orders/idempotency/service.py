@@ -47,13 +47,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
+from shopstack_common.database_errors import sqlstate
 from shopstack_common.logs import BurstLogger
 from shopstack_common.problems import (
     IDEMPOTENCY_KEY_IN_FLIGHT,
     IDEMPOTENCY_KEY_REUSED,
     ProblemError,
 )
-from shopstack_orders.db import LOCK_NOT_AVAILABLE, sqlstate
+from shopstack_orders.db import LOCK_NOT_AVAILABLE
 from shopstack_orders.idempotency.models import COMPLETED, IN_FLIGHT, IdempotencyKey
 from shopstack_orders.idempotency.schemas import Outcome
 from shopstack_orders.metrics import IDEMPOTENCY_CONFLICTS, IDEMPOTENT_REPLAYS
