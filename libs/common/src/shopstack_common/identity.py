@@ -1,9 +1,11 @@
 """The identity the gateway vouches for, carried to upstream services in headers.
 
 The gateway verifies the access token and writes these headers; it removes every header
-with the ``X-Shopstack-`` prefix that a client sent, on every route. Services read identity
-only from here, never from a request body. In a cluster a NetworkPolicy lets only the
-gateway reach the services, which is what makes the headers trustworthy.
+with the ``X-Shopstack-`` prefix that a client sent, on every route, for HTTP requests and
+WebSocket upgrades alike. Services read identity only from here, never from a request body.
+
+The services trust these headers because the chart's NetworkPolicy, on by default, lets only
+the gateway reach them. Whatever else can reach a service can claim any identity.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shopstack_common.asgi import Scope
 from shopstack_gateway.config import PublicRoute, RouteRule
 
 
@@ -45,6 +46,12 @@ class RouteTable:
     def upstream_of(self, path: str) -> str | None:
         match = self.match(path)
         return match.upstream if match else None
+
+    def route_name(self, scope: Scope) -> str | None:
+        """The route of a proxied request, for its metrics and access log line
+        (``/api/v1/products/*``), whoever answers it; None off the table."""
+        match = self.match(scope["path"])
+        return f"{match.prefix}/*" if match else None
 
 
 class PublicRoutes:
