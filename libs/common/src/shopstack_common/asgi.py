@@ -49,6 +49,8 @@ _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.lower().encode()
 ANSWER_STARTS = frozenset(
     {"http.response.start", "websocket.accept", "websocket.http.response.start"}
 )
+_HTTP_ANSWER_START = frozenset({"http.response.start"})
+_WEBSOCKET_ANSWER_STARTS = ANSWER_STARTS | {"websocket.close"}
 
 logger = logging.getLogger("shopstack.errors")
 
@@ -67,6 +69,12 @@ def route_template(scope: Scope, route_of: RouteOf | None = None) -> str:
         return path
     named = route_of(scope) if route_of is not None else None
     return named or UNMATCHED_ROUTE
+
+
+def _with_request_id(message: Message, request_id: bytes) -> Message:
+    headers = [(k, v) for k, v in message.get("headers", []) if k != _REQUEST_ID_HEADER_BYTES]
+    headers.append((_REQUEST_ID_HEADER_BYTES, request_id))
+    return {**message, "headers": headers}
 
 
 def _status_of(message: Message) -> int | None:
@@ -112,18 +120,27 @@ class RequestContextMiddleware:
         status = 500
         header_value = context.request_id.encode()
 
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] in ANSWER_STARTS:
-                status = _status_of(message) or status
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k != _REQUEST_ID_HEADER_BYTES
-                ]
-                headers.append((_REQUEST_ID_HEADER_BYTES, header_value))
-                message = {**message, "headers": headers}
-            elif message["type"] == "websocket.close" and status == 500:
-                status = _CLOSED_BEFORE_ACCEPT_STATUS
-            await send(message)
+        # One sender per scope type, so that the HTTP one, on every proxied request's path,
+        # does no more than it must.
+        if is_http:
+
+            async def send_with_request_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    message = _with_request_id(message, header_value)
+                await send(message)
+
+        else:
+
+            async def send_with_request_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] in ANSWER_STARTS:
+                    status = _status_of(message) or status
+                    message = _with_request_id(message, header_value)
+                elif message["type"] == "websocket.close" and status == 500:
+                    status = _CLOSED_BEFORE_ACCEPT_STATUS
+                await send(message)
 
         if is_http:
             HTTP_REQUESTS_IN_FLIGHT.inc()
@@ -193,10 +210,12 @@ class InternalErrorMiddleware:
             await self.app(scope, receive, send)
             return
         started = False
+        # A WebSocket's answer has begun once it is accepted, refused or closed.
+        begins = _HTTP_ANSWER_START if scope["type"] == "http" else _WEBSOCKET_ANSWER_STARTS
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            if message["type"] in ANSWER_STARTS or message["type"] == "websocket.close":
+            if message["type"] in begins:
                 started = True
             await send(message)
 

@@ -17,10 +17,17 @@ def _covers(prefix: str, path: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+MATCH_SCOPE_KEY = "shopstack.route_match"
+
+
 @dataclass(frozen=True)
 class Match:
     prefix: str
     upstream: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.prefix}/*"
 
 
 class RouteTable:
@@ -49,9 +56,10 @@ class RouteTable:
 
     def route_name(self, scope: Scope) -> str | None:
         """The route of a proxied request, for its metrics and access log line
-        (``/api/v1/products/*``), whoever answers it; None off the table."""
-        match = self.match(scope["path"])
-        return f"{match.prefix}/*" if match else None
+        (``/api/v1/products/*``), whoever answered it; None off the table. Dispatch leaves its
+        match in the scope; a request refused before dispatch is matched here."""
+        match = scope[MATCH_SCOPE_KEY] if MATCH_SCOPE_KEY in scope else self.match(scope["path"])
+        return match.name if match else None
 
 
 class PublicRoutes:

@@ -28,7 +28,7 @@ from shopstack_gateway.middleware.authentication import (
     scope_identity,
 )
 from shopstack_gateway.proxy import Proxy
-from shopstack_gateway.routing import Match, PublicRoutes, RouteTable
+from shopstack_gateway.routing import MATCH_SCOPE_KEY, Match, PublicRoutes, RouteTable
 
 
 class DispatchMiddleware:
@@ -55,7 +55,7 @@ class DispatchMiddleware:
             await send_problem(scope, send, refusal)
             return
         path: str = scope["path"]
-        match = self.routes.match(path)
+        match = scope[MATCH_SCOPE_KEY] = self.routes.match(path)
         if match is None:
             if kind == "websocket":
                 await send_problem(

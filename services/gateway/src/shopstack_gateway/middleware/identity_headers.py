@@ -18,6 +18,8 @@ class StripIdentityHeadersMiddleware:
             headers: list[tuple[bytes, bytes]] = scope["headers"]
             # ASGI servers hand header names over lower-cased. Most requests carry none of
             # these, so the list is copied only when there is something to remove.
-            if any(name.startswith(_PREFIX) for name, _ in headers):
-                scope["headers"] = [(n, v) for n, v in headers if not n.startswith(_PREFIX)]
+            for name, _ in headers:
+                if name.startswith(_PREFIX):
+                    scope["headers"] = [(n, v) for n, v in headers if not n.startswith(_PREFIX)]
+                    break
         await self.app(scope, receive, send)
