@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -44,6 +44,13 @@ _REFUSING_PORT = _refusing_port()
 # Where nothing answers: an upstream, a JWKS or a Redis that is down.
 NOWHERE = f"http://127.0.0.1:{_REFUSING_PORT}"
 DEAD_REDIS = f"redis://127.0.0.1:{_REFUSING_PORT}/0"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _release_the_refusing_port() -> Iterator[None]:
+    yield
+    for sock in _HELD_SOCKETS:
+        sock.close()
 
 
 class UpstreamServer(Protocol):

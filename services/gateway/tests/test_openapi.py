@@ -302,6 +302,29 @@ def test_links_to_operations_the_gateway_does_not_serve_are_dropped(
     assert "Health" not in links  # orders' /readyz is not routed
 
 
+def test_a_component_referred_to_from_inside_another_is_kept() -> None:
+    orders = copy.deepcopy(ORDERS_DOC)
+    orders["components"]["schemas"]["Price"] = {"type": "integer"}
+    orders["components"]["schemas"]["Priced"] = {
+        "type": "object",
+        "properties": {"price": {"$ref": "#/components/schemas/Price"}},
+    }
+    orders["paths"]["/api/v1/orders"]["get"]["responses"] = {
+        "200": {
+            "description": "ok",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Priced/properties/price"}
+                }
+            },
+        }
+    }
+    merger = OpenAPIMerger(settings=GatewaySettings(redis_url="redis://unused"), upstreams={})
+    merged = merger.merge(OWN_DOC, {"users": USERS_DOC, "orders": orders})
+    assert {"Priced", "Price"} <= set(merged["components"]["schemas"])
+    assert_refs_resolve(merged)
+
+
 def test_merging_leaves_the_sources_unchanged() -> None:
     sources = {"users": copy.deepcopy(USERS_DOC), "orders": copy.deepcopy(ORDERS_DOC)}
     merger = OpenAPIMerger(settings=GatewaySettings(redis_url="redis://unused"), upstreams={})

@@ -180,13 +180,17 @@ def _prune_components(document: Document) -> None:
     pending: set[str] = set()
     _local_refs({k: v for k, v in document.items() if k != "components"}, pending)
     while pending:
-        ref = pending.pop()
+        # A reference may point inside a component (``.../Item/properties/id``): it keeps the
+        # whole component.
+        parts = pending.pop().split("/")
+        if len(parts) < 4:
+            continue
+        ref = "/".join(parts[:4])
         if ref in reached:
             continue
         reached.add(ref)
-        _, _, section, name = ref.split("/", 3)
-        target = components.get(section, {}).get(name.replace("~1", "/").replace("~0", "~"))
-        _local_refs(target, pending)
+        name = parts[3].replace("~1", "/").replace("~0", "~")
+        _local_refs(components.get(parts[2], {}).get(name), pending)
     for section in COMPONENT_SECTIONS:
         entries = components.get(section)
         if not isinstance(entries, dict):
