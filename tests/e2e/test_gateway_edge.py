@@ -1,11 +1,14 @@
 """The gateway's developer surface and edge rules, through NGINX on a running `make up`."""
 
+import asyncio
 import json
 import uuid
 from html.parser import HTMLParser
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 pytestmark = pytest.mark.e2e
 
@@ -57,6 +60,36 @@ def test_docs_openapi_and_edge_rules_through_nginx(platform) -> None:  # type: i
         assert missing.headers["x-request-id"] == request_id
         assert missing.headers["ratelimit-policy"] == '"address";q=120;w=60'
         assert missing.headers["ratelimit"].startswith('"address";r=')
+
+        # Every problem's type can be followed through NGINX, NGINX's own answers' included.
+        registry = client.get("/problems")
+        assert registry.status_code == 200
+        slugs = {item["slug"]: item for item in registry.json()["items"]}
+        too_large = client.post("/api/v1/auth/register", content=b"x" * (9 * 1024 * 1024))
+        hidden = client.get("/metrics")
+        unknown = client.get("/no-such-page")
+        # The gateway's own answers and NGINX's.
+        for answer in (refused, unknown, too_large, hidden):
+            problem = answer.json()
+            described = client.get(problem["type"])
+            assert described.status_code == 200, problem
+            assert described.json()["title"] == problem["title"], problem
+            assert described.json()["status"] == answer.status_code
+        assert (too_large.status_code, hidden.status_code, unknown.status_code) == (413, 404, 404)
+        assert {"body-too-large", "gateway-unavailable", "authentication-required"} <= set(slugs)
+        page = client.get("/problems/out-of-stock", headers={"Accept": "text/html"})
+        assert page.headers["content-type"].startswith("text/html")
+
+    # A WebSocket upgrade passes NGINX and is refused by the gateway like a request.
+    async def upgrade_without_a_token() -> InvalidStatus:
+        with pytest.raises(InvalidStatus) as refusal:
+            async with connect(platform.url.replace("http", "ws") + "/api/v1/orders/events"):
+                pass
+        return refusal.value
+
+    websocket = asyncio.run(upgrade_without_a_token()).response
+    assert websocket.status_code == 401
+    assert json.loads(websocket.body or b"")["type"] == "/problems/authentication-required"
     assert platform.stop() == 0
 
     # The gateway's access log line for that request says what happened, and to whom it went.

@@ -1,7 +1,10 @@
-"""The ASGI middleware and FastAPI wiring, on a small app built for the test."""
+"""The ASGI middleware and FastAPI wiring, on a small app built for the test; WebSocket scopes
+driven by hand, the way a server drives them."""
 
+import asyncio
 import json
 import logging
+from typing import Any
 
 import httpx
 import pytest
@@ -9,8 +12,17 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from pydantic import BaseModel, Field
 
-from shopstack_common.asgi import RequestContextMiddleware
-from shopstack_common.fastapi_support import ProblemError, install_problem_handlers, ops_router
+from shopstack_common.asgi import (
+    ASGIApp,
+    Message,
+    Receive,
+    RequestContextMiddleware,
+    Scope,
+    Send,
+    send_problem,
+)
+from shopstack_common.fastapi_adapter import install_problem_handlers, ops_router
+from shopstack_common.problems import CONFLICT, QUOTA_EXCEEDED, ProblemError
 
 
 class Item(BaseModel):
@@ -26,12 +38,12 @@ def build_app(*, ready: bool = True) -> FastAPI:
         if not ready:
             raise ConnectionError("connection refused")
 
-    app.include_router(ops_router({"postgres": check}, timeout=1))
+    app.include_router(ops_router(lambda: {"postgres": check}, timeout=1))
 
     @app.get("/items/{item_id}")
     async def get_item(item_id: int) -> dict[str, int]:
         if item_id == 0:
-            raise ProblemError(409, slug="conflict", detail="zero is taken")
+            raise ProblemError(CONFLICT, "zero is taken")
         if item_id == 13:
             raise RuntimeError("unlucky")
         return {"id": item_id}
@@ -98,7 +110,7 @@ async def test_validation_errors_name_each_field(client: httpx.AsyncClient) -> N
 async def test_problem_error_becomes_problem_json(client: httpx.AsyncClient) -> None:
     response = await client.get("/items/0")
     assert response.status_code == 409
-    assert response.json()["type"] == "https://shopstack.dev/problems/conflict"
+    assert response.json()["type"] == "/problems/conflict"
 
 
 async def test_unhandled_error_is_a_500_problem_without_a_trace(
@@ -109,6 +121,7 @@ async def test_unhandled_error_is_a_500_problem_without_a_trace(
     assert response.status_code == 500
     body = response.json()
     assert body["status"] == 500
+    assert body["type"] == "/problems/internal-error"
     assert "unlucky" not in json.dumps(body)
     assert body["request_id"] == response.headers["x-request-id"]
     assert any("unhandled error" in record.message for record in caplog.records)
@@ -142,3 +155,95 @@ async def test_ops_routes() -> None:
     }
     # Alive even when not ready: liveness never looks at dependencies.
     assert (await down.get("/healthz")).status_code == 200
+
+
+# -- WebSocket scopes ---------------------------------------------------------------------
+
+
+async def handshake(
+    app: ASGIApp, *, denial_response: bool, headers: list[tuple[bytes, bytes]] | None = None
+) -> list[Message]:
+    scope: dict[str, Any] = {
+        "type": "websocket",
+        "path": "/ws",
+        "headers": headers or [],
+        "extensions": {"websocket.http.response": {}} if denial_response else {},
+    }
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    inbox.put_nowait({"type": "websocket.connect"})
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "websocket.accept":
+            inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+
+    await app(scope, inbox.get, send)
+    return sent
+
+
+def refusing(problem: ProblemError) -> ASGIApp:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send_problem(scope, send, problem)
+
+    return app
+
+
+async def test_a_refused_handshake_gets_the_problem_as_an_http_answer() -> None:
+    problem = ProblemError(QUOTA_EXCEEDED, "slow down", headers={"Retry-After": "3"})
+    sent = await handshake(refusing(problem), denial_response=True)
+    start, body = sent
+    assert start["type"] == "websocket.http.response.start"
+    assert start["status"] == 429
+    headers = dict(start["headers"])
+    assert headers[b"content-type"] == b"application/problem+json"
+    assert headers[b"retry-after"] == b"3"
+    assert body["type"] == "websocket.http.response.body"
+    assert json.loads(body["body"])["detail"] == "slow down"
+
+
+async def test_without_the_extension_a_refused_handshake_is_closed_with_4000_plus_status() -> None:
+    problem = ProblemError(QUOTA_EXCEEDED, "slow down " * 30)
+    [close] = await handshake(refusing(problem), denial_response=False)
+    assert close["type"] == "websocket.close"
+    assert close["code"] == 4429
+    assert len(close["reason"].encode()) <= 123
+
+
+async def test_a_websocket_gets_a_request_id_and_an_access_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def accept(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "websocket.accept"})
+
+    with caplog.at_level(logging.INFO, logger="shopstack.access"):
+        [accepted] = await handshake(
+            RequestContextMiddleware(accept, route_of=lambda scope: "/ws/*"),
+            denial_response=True,
+            headers=[(b"x-request-id", b"ws-1")],
+        )
+    assert dict(accepted["headers"])[b"x-request-id"] == b"ws-1"
+    [record] = caplog.records
+    assert (record.status, record.route, record.protocol) == (101, "/ws/*", "websocket")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("denial_response", [True, False])
+async def test_an_unhandled_error_before_accept_refuses_the_websocket(
+    denial_response: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("unlucky")
+
+    with caplog.at_level(logging.INFO):
+        sent = await handshake(RequestContextMiddleware(broken), denial_response=denial_response)
+    if denial_response:
+        assert sent[0]["status"] == 500
+        body = json.loads(sent[1]["body"])
+        assert body["type"] == "/problems/internal-error"
+        assert "unlucky" not in json.dumps(body)
+        assert body["request_id"] == dict(sent[0]["headers"])[b"x-request-id"].decode()
+    else:
+        assert sent[0]["code"] == 4500
+    [access] = [r for r in caplog.records if r.name == "shopstack.access"]
+    assert access.status == (500 if denial_response else 403)  # type: ignore[attr-defined]
+    assert any("unhandled error" in record.message for record in caplog.records)

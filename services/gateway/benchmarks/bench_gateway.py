@@ -21,7 +21,6 @@ both sides alike.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import json
 import os
@@ -42,19 +41,12 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import jwt
 import psycopg
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shopstack_common.identity import ROLES_HEADER, USER_ID_HEADER
-from shopstack_common.migrations import upgrade
-from shopstack_common.settings import sqlalchemy_url
 from shopstack_devstack.backends import start_servers
 from shopstack_devstack.ports import free_port
-from shopstack_orders.cli import MIGRATIONS as ORDERS_MIGRATIONS
-
-BENCH_KID = "bench-key-1"
+from shopstack_devstack.tokens import TokenIssuer
 
 
 @dataclass(frozen=True)
@@ -73,9 +65,12 @@ class WrkResult:
 def process(name: str, argv: list[str], env: dict[str, str], logs: Path) -> Iterator[None]:
     log = (logs / f"{name}.log").open("wb")
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-        argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+        argv,
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
-    )  # fmt: skip
+    )
     try:
         yield
     finally:
@@ -126,24 +121,6 @@ def jwks_server(jwks: dict[str, object]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def signing_key() -> tuple[Ed25519PrivateKey, dict[str, object]]:
-    key = Ed25519PrivateKey.generate()
-    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-    jwk = {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": BENCH_KID, "alg": "EdDSA", "use": "sig"}
-    return key, {"keys": [jwk]}
-
-
-def mint_token(key: Ed25519PrivateKey, lifetime: int) -> str:
-    now = int(time.time())
-    claims = {
-        "iss": "shopstack", "aud": "shopstack-api", "sub": str(uuid.uuid4()),
-        "client_id": "bench", "roles": ["customer"], "scope": "orders:read",
-        "iat": now, "nbf": now, "exp": now + lifetime, "jti": uuid.uuid4().hex,
-    }  # fmt: skip
-    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": BENCH_KID, "typ": "at+jwt"})
 
 
 # -- wrk --------------------------------------------------------------------------------
@@ -200,9 +177,14 @@ def median(results: list[WrkResult]) -> WrkResult:
 
 def create_product(orders_url: str) -> str:
     body = json.dumps(
-        {"sku": f"BENCH-{uuid.uuid4().hex[:8]}", "name": "Benchmark kettle", "price": 2599,
-         "currency": "EUR", "stock": 10}
-    ).encode()  # fmt: skip
+        {
+            "sku": f"BENCH-{uuid.uuid4().hex[:8]}",
+            "name": "Benchmark kettle",
+            "price": 2599,
+            "currency": "EUR",
+            "stock": 10,
+        }
+    ).encode()
     request = urllib.request.Request(  # noqa: S310 - loopback
         orders_url + "/api/v1/products",
         data=body,
@@ -233,15 +215,19 @@ def main() -> None:
     connection_counts = [int(c) for c in args.connections.split(",")]
     logs = Path(tempfile.mkdtemp(prefix="shopstack-bench-"))
     python = sys.executable
-    key, jwks = signing_key()
-    token = mint_token(key, lifetime=3600)
+    issuer = TokenIssuer(kid="bench-key-1", lifetime_seconds=3600)
+    token = issuer.mint(client_id="bench", scope="orders:read")
 
     with start_servers("embedded") as servers:
         database = "shopstack_bench"
         with psycopg.connect(servers.postgres_url, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{database}"')
         database_url = servers.postgres_url.rsplit("/", 1)[0] + f"/{database}"
-        upgrade(ORDERS_MIGRATIONS, sqlalchemy_url(database_url, "asyncpg"), "orders")
+        subprocess.run(  # noqa: S603 - our own interpreter and module
+            [python, "-m", "shopstack_orders", "migrate"],
+            env={**os.environ, "DATABASE_URL": database_url, "REDIS_URL": servers.redis_url},
+            check=True,
+        )
         orders_port, gateway_port = free_port(), free_port()
         orders_url = f"http://127.0.0.1:{orders_port}"
         gateway_url = f"http://127.0.0.1:{gateway_port}"
@@ -253,7 +239,7 @@ def main() -> None:
         }
         huge = str(10**9)
         with (
-            jwks_server(jwks) as jwks_url,
+            jwks_server(issuer.jwks) as jwks_url,
             process(
                 "orders",
                 [python, "-m", "shopstack_orders", "serve"],
@@ -275,7 +261,7 @@ def main() -> None:
                 },
                 logs,
             ),
-        ):  # fmt: skip
+        ):
             wait_ok(orders_url + "/readyz", logs, "orders")
             wait_ok(gateway_url + "/healthz", logs, "gateway")
             product_id = create_product(orders_url)

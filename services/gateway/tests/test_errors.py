@@ -1,17 +1,15 @@
 """An unexpected error anywhere is a problem+json 500 with the request id, never a stack trace."""
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from __future__ import annotations
+
 from typing import Any
 
-import httpx
 import pytest
 
-from shopstack_devstack.ports import free_port
 from shopstack_gateway.openapi import OpenAPIMerger
 from shopstack_gateway.proxy import Proxy
 
-GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+from .conftest import NOWHERE, GatewayFactory
 
 
 async def broken(*_: Any, **__: Any) -> None:
@@ -31,12 +29,13 @@ async def test_an_unexpected_error_is_a_500_problem(
     path: str,
 ) -> None:
     monkeypatch.setattr(target, "document" if target is OpenAPIMerger else "__call__", broken)
-    nowhere = f"http://127.0.0.1:{free_port()}"
+    nowhere = NOWHERE
     async with make_gateway({"users": nowhere, "orders": nowhere}) as client:
         response = await client.get(path)
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     body = response.json()
+    assert body["type"] == "/problems/internal-error"
     assert "a bug" not in response.text
     assert body["request_id"] == response.headers["x-request-id"]
     log = capsys.readouterr().out

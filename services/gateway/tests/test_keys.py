@@ -52,7 +52,12 @@ def clock() -> FakeClock:
 
 
 def key_set(source: Source, clock: FakeClock, **overrides: float) -> KeySet:
-    options = {"default_ttl": 300, "min_ttl": 30, "max_ttl": 3600, "min_refresh_seconds": 5}
+    options: dict[str, float] = {
+        "default_ttl": 300,
+        "min_ttl": 30,
+        "max_ttl": 3600,
+        "min_refresh_seconds": 5,
+    }
     options.update(overrides)
     return KeySet(source, algorithms=EDDSA, clock=clock, **options)
 

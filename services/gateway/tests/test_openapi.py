@@ -1,8 +1,10 @@
 """The merged OpenAPI document and the Swagger UI page that shows it."""
 
+from __future__ import annotations
+
+import copy
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from typing import Any
 
@@ -10,12 +12,11 @@ import httpx
 import pytest
 from aiohttp import web
 
-from shopstack_devstack.ports import free_port
+from shopstack_common.openapi import HTTP_METHODS, PROBLEM_REF
 from shopstack_gateway.config import GatewaySettings
 from shopstack_gateway.openapi import SECURITY_SCHEME, OpenAPIMerger
 
-GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-UpstreamServer = Callable[..., AbstractAsyncContextManager[str]]
+from .conftest import NOWHERE, GatewayFactory, UpstreamServer
 
 
 def problem_schema(title: str) -> dict[str, Any]:
@@ -41,13 +42,13 @@ USERS_DOC: dict[str, Any] = {
         },
         "/api/v1/users/{user_id}": {
             "get": {
-                "operationId": "get_user",
+                "operationId": "get_item",  # the same operationId as orders' product read
                 "security": [{"users-own-scheme": []}],
                 "responses": {
                     "200": {
                         "description": "ok",
                         "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Item"}}
                         },
                     }
                 },
@@ -56,7 +57,11 @@ USERS_DOC: dict[str, Any] = {
         "/healthz": {"get": {"operationId": "healthz", "responses": {}}},
     },
     "components": {
-        "schemas": {"Register": {"type": "object"}, "Problem": problem_schema("users")},
+        "schemas": {
+            "Register": {"type": "object"},
+            "Problem": problem_schema("users"),
+            "Item": {"type": "object", "title": "users' item"},
+        },
         "responses": {
             "Problem": {
                 "description": "problem",
@@ -77,11 +82,33 @@ ORDERS_DOC: dict[str, Any] = {
             "get": {"operationId": "list_products", "responses": {}},
             "post": {
                 "operationId": "create_product",
+                "requestBody": {
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Item"}}
+                    }
+                },
                 "parameters": [
                     {"name": "X-Shopstack-User-Id", "in": "header", "schema": {"type": "string"}},
                     {"name": "X-Shopstack-Roles", "in": "header", "schema": {"type": "string"}},
                 ],
                 "responses": {
+                    "201": {
+                        "description": "created",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Item"}}
+                        },
+                        "links": {
+                            "GetProduct": {
+                                "operationId": "get_item",
+                                "parameters": {"product_id": "$response.body#/id"},
+                            },
+                            "ListProducts": {"$ref": "#/components/links/ListProducts"},
+                            "Health": {"operationId": "readyz"},
+                            "ByPointer": {
+                                "operationRef": "#/paths/~1api~1v1~1products~1{product_id}/get"
+                            },
+                        },
+                    },
                     "409": {
                         "description": "taken",
                         "content": {
@@ -89,9 +116,13 @@ ORDERS_DOC: dict[str, Any] = {
                                 "schema": {"$ref": "#/components/schemas/Problem"}
                             }
                         },
-                    }
+                    },
+                    "503": {"description": "The database did not answer."},
                 },
             },
+        },
+        "/api/v1/products/{product_id}": {
+            "get": {"operationId": "get_item", "responses": {"404": {"description": "gone"}}}
         },
         "/api/v1/orders": {
             "get": {
@@ -103,15 +134,29 @@ ORDERS_DOC: dict[str, Any] = {
         "/readyz": {"get": {"operationId": "readyz", "responses": {}}},
     },
     "components": {
-        # Same name, different schema: it must not overwrite users' Problem.
-        "schemas": {"Problem": problem_schema("orders"), "Register": {"type": "object"}}
+        # Same names, different schemas: they must not overwrite users'.
+        "schemas": {
+            "Problem": problem_schema("orders"),
+            "Item": {"type": "object", "title": "orders' item"},
+            "Register": {"type": "object"},
+        },
+        "links": {"ListProducts": {"operationId": "list_products"}},
     },
 }
 
 OWN_DOC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "shopstack gateway", "version": "v1"},
-    "paths": {"/api/v1/me/overview": {"get": {"operationId": "get_overview", "responses": {}}}},
+    "paths": {
+        "/api/v1/me/overview": {
+            "get": {
+                "operationId": "get_overview",
+                "security": [{SECURITY_SCHEME: []}],
+                "responses": {"403": {"description": "not a user"}},
+            }
+        },
+        "/problems": {"get": {"operationId": "list_problem_types", "responses": {}}},
+    },
 }
 
 
@@ -149,19 +194,22 @@ def test_paths_are_the_ones_clients_reach(merged: dict[str, Any]) -> None:
         "/api/v1/me/overview",
         "/api/v1/orders",
         "/api/v1/products",
+        "/api/v1/products/{product_id}",
         "/api/v1/users/{user_id}",
+        "/problems",
     ]
 
 
 def test_security_follows_the_gateways_public_routes(merged: dict[str, Any]) -> None:
     paths = merged["paths"]
-    secured = [{SECURITY_SCHEME: []}]
+    secured: list[dict[str, list[str]]] = [{SECURITY_SCHEME: []}]
     assert "security" not in paths["/api/v1/auth/register"]["post"]
     assert "security" not in paths["/api/v1/products"]["get"]
     assert paths["/api/v1/products"]["post"]["security"] == secured
     assert paths["/api/v1/orders"]["get"]["security"] == secured
     assert paths["/api/v1/users/{user_id}"]["get"]["security"] == secured  # not users' own
     assert paths["/api/v1/me/overview"]["get"]["security"] == secured
+    assert "security" not in paths["/problems"]["get"]  # the gateway's own, public
     schemes = merged["components"]["securitySchemes"]
     assert schemes == {
         SECURITY_SCHEME: {
@@ -179,13 +227,109 @@ def test_identity_headers_are_not_documented(merged: dict[str, Any]) -> None:
 
 def test_clashing_components_are_renamed_and_references_follow(merged: dict[str, Any]) -> None:
     schemas = merged["components"]["schemas"]
-    assert schemas["Problem"]["title"] == "users"
-    assert schemas["orders_Problem"]["title"] == "orders"
+    assert schemas["Item"]["title"] == "users' item"
+    assert schemas["orders_Item"]["title"] == "orders' item"
     assert "orders_Register" not in schemas  # identical: shared, not duplicated
-    conflict = merged["paths"]["/api/v1/products"]["post"]["responses"]["409"]
-    schema_ref = conflict["content"]["application/problem+json"]["schema"]["$ref"]
-    assert schema_ref == "#/components/schemas/orders_Problem"
+    created = merged["paths"]["/api/v1/products"]["post"]["responses"]["201"]
+    assert created["content"]["application/json"]["schema"]["$ref"] == (
+        "#/components/schemas/orders_Item"
+    )
     assert_refs_resolve(merged)
+
+
+def test_every_error_is_the_one_shared_problem(merged: dict[str, Any]) -> None:
+    schemas = merged["components"]["schemas"]
+    # The services' own problem schemas are replaced, so nothing refers to them any more.
+    assert "orders_Problem" not in schemas
+    assert schemas["Problem"]["title"] == "Problem"
+    for path, item in merged["paths"].items():
+        for method in HTTP_METHODS:
+            for status, response in item.get(method, {}).get("responses", {}).items():
+                if int(status) >= 400:
+                    content = response["content"]
+                    assert list(content) == ["application/problem+json"], (path, status)
+                    assert content["application/problem+json"]["schema"] == {"$ref": PROBLEM_REF}
+
+
+def statuses(merged: dict[str, Any], path: str, method: str) -> set[int]:
+    return {int(code) for code in merged["paths"][path][method]["responses"] if int(code) >= 400}
+
+
+def test_the_gateways_own_answers_are_documented_on_every_operation(
+    merged: dict[str, Any],
+) -> None:
+    # A proxied operation with a body, one without, a public one, and the gateway's own.
+    assert statuses(merged, "/api/v1/products", "post") == {401, 409, 413, 429, 500, 502, 503, 504}
+    assert statuses(merged, "/api/v1/orders", "get") == {401, 429, 500, 502, 503, 504}
+    assert statuses(merged, "/api/v1/products/{product_id}", "get") == {
+        401,
+        404,
+        429,
+        500,
+        502,
+        503,
+        504,
+    }
+    assert statuses(merged, "/api/v1/me/overview", "get") == {401, 403, 429, 500, 503}
+    assert statuses(merged, "/problems", "get") == {401, 429, 500, 503}
+
+    responses = merged["paths"]["/api/v1/products"]["post"]["responses"]
+    assert set(responses["401"]["headers"]) == {"WWW-Authenticate"}
+    assert set(responses["429"]["headers"]) == {"Retry-After", "RateLimit", "RateLimit-Policy"}
+    assert set(responses["503"]["headers"]) == {"Retry-After"}
+    # The service's own 503 keeps its meaning next to the gateway's.
+    assert responses["503"]["description"].startswith("The database did not answer.")
+    assert "From the gateway" in responses["503"]["description"]
+    public = merged["paths"]["/api/v1/products"]["get"]["responses"]["401"]["description"]
+    assert "not valid" in public
+
+
+def test_links_follow_renamed_operation_ids(merged: dict[str, Any]) -> None:
+    product_read = merged["paths"]["/api/v1/products/{product_id}"]["get"]
+    assert product_read["operationId"] == "orders_get_item"
+    assert merged["paths"]["/api/v1/users/{user_id}"]["get"]["operationId"] == "get_item"
+    links = merged["paths"]["/api/v1/products"]["post"]["responses"]["201"]["links"]
+    assert links["GetProduct"]["operationId"] == "orders_get_item"
+    assert links["ByPointer"]["operationRef"] == "#/paths/~1api~1v1~1products~1{product_id}/get"
+    assert merged["components"]["links"]["ListProducts"]["operationId"] == "list_products"
+    assert_refs_resolve(merged)
+
+
+def test_links_to_operations_the_gateway_does_not_serve_are_dropped(
+    merged: dict[str, Any],
+) -> None:
+    links = merged["paths"]["/api/v1/products"]["post"]["responses"]["201"]["links"]
+    assert "Health" not in links  # orders' /readyz is not routed
+
+
+def test_a_component_referred_to_from_inside_another_is_kept() -> None:
+    orders = copy.deepcopy(ORDERS_DOC)
+    orders["components"]["schemas"]["Price"] = {"type": "integer"}
+    orders["components"]["schemas"]["Priced"] = {
+        "type": "object",
+        "properties": {"price": {"$ref": "#/components/schemas/Price"}},
+    }
+    orders["paths"]["/api/v1/orders"]["get"]["responses"] = {
+        "200": {
+            "description": "ok",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Priced/properties/price"}
+                }
+            },
+        }
+    }
+    merger = OpenAPIMerger(settings=GatewaySettings(redis_url="redis://unused"), upstreams={})
+    merged = merger.merge(OWN_DOC, {"users": USERS_DOC, "orders": orders})
+    assert {"Priced", "Price"} <= set(merged["components"]["schemas"])
+    assert_refs_resolve(merged)
+
+
+def test_merging_leaves_the_sources_unchanged() -> None:
+    sources = {"users": copy.deepcopy(USERS_DOC), "orders": copy.deepcopy(ORDERS_DOC)}
+    merger = OpenAPIMerger(settings=GatewaySettings(redis_url="redis://unused"), upstreams={})
+    merger.merge(copy.deepcopy(OWN_DOC), sources)
+    assert sources == {"users": USERS_DOC, "orders": ORDERS_DOC}
 
 
 def test_operation_ids_stay_unique(merged: dict[str, Any]) -> None:
@@ -204,6 +348,7 @@ def test_a_missing_upstream_is_named(merged: dict[str, Any]) -> None:
     partial = merger.merge(OWN_DOC, {"users": USERS_DOC, "orders": None})
     assert partial["x-shopstack-missing"] == ["orders"]
     assert "/api/v1/products" not in partial["paths"]
+    assert_refs_resolve(partial)
     assert "/api/v1/auth/register" in partial["paths"]
     assert "x-shopstack-missing" not in merged
 
@@ -227,7 +372,7 @@ class DocServer:
 
 
 @pytest.fixture
-async def orders_docs() -> DocServer:
+def orders_docs() -> DocServer:
     return DocServer(ORDERS_DOC)
 
 
@@ -263,7 +408,7 @@ async def test_openapi_json_merges_upstreams_and_own_routes(
 async def test_openapi_json_without_an_upstream_still_answers(
     make_gateway: GatewayFactory, serve_upstream: UpstreamServer
 ) -> None:
-    nowhere = f"http://127.0.0.1:{free_port()}"
+    nowhere = NOWHERE
     async with (
         serve_upstream(DocServer(USERS_DOC).app()) as users,
         make_gateway({"users": users, "orders": nowhere}) as client,

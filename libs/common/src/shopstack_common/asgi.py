@@ -1,11 +1,19 @@
-"""Plain ASGI middleware for the FastAPI services: request id, metrics and the access log."""
+"""Plain ASGI pieces for the ASGI services: the request context (request id, metrics, access
+log), the 500 catch-all, and ``send_problem`` for code that answers below a framework.
+
+Each handles ``http`` and ``websocket`` scopes. A WebSocket handshake that is refused gets the
+same problem+json an HTTP request would, as an HTTP answer to the upgrade (the ASGI WebSocket
+Denial Response extension) where the server supports it; where it does not, the handshake is
+closed before it is accepted with close code ``4000 + status`` (4401, 4429, 4503, ...), and
+the server answers the upgrade with 403.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from shopstack_common.context import (
@@ -16,7 +24,7 @@ from shopstack_common.context import (
 )
 from shopstack_common.metrics import HTTP_REQUESTS_IN_FLIGHT, UNMATCHED_ROUTE, observe_request
 from shopstack_common.observability import log_access
-from shopstack_common.problem import PROBLEM_CONTENT_TYPE, problem_body, problem_type
+from shopstack_common.problems import INTERNAL_ERROR, PROBLEM_CONTENT_TYPE, ProblemError
 
 # The ASGI callable shapes, as Starlette spells them, without importing Starlette.
 Scope = MutableMapping[str, Any]
@@ -24,38 +32,77 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+# Names the route of a request the framework did not route (the gateway's proxied paths).
+RouteOf = Callable[[Scope], str | None]
+
+SCOPE_TYPES = frozenset({"http", "websocket"})
+WEBSOCKET_DENIAL_EXTENSION = "websocket.http.response"
+WEBSOCKET_CLOSE_CODE_BASE = 4000
+# RFC 6455 §5.5: a close frame's reason fits in 123 bytes.
+_MAX_CLOSE_REASON_BYTES = 123
+# What a server answers to an upgrade that is closed before it was accepted.
+_CLOSED_BEFORE_ACCEPT_STATUS = 403
+_WEBSOCKET_ACCEPTED_STATUS = 101
 
 _REQUEST_ID_HEADER_BYTES = REQUEST_ID_HEADER.lower().encode()
-# An app that routes by itself (the gateway's proxy) names its route here.
-ROUTE_SCOPE_KEY = "shopstack.route"
-
-
-def route_template(scope: Scope) -> str:
-    """The matched route's path template (``/api/v1/products/{product_id}``), never the raw path,
-    so metric label values stay few."""
-    named = scope.get(ROUTE_SCOPE_KEY)
-    if isinstance(named, str):
-        return named
-    route: Any = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED_ROUTE
-
+# The messages that start an answer, and so carry its headers.
+ANSWER_STARTS = frozenset(
+    {"http.response.start", "websocket.accept", "websocket.http.response.start"}
+)
+_HTTP_ANSWER_START = frozenset({"http.response.start"})
+_WEBSOCKET_ANSWER_STARTS = ANSWER_STARTS | {"websocket.close"}
 
 logger = logging.getLogger("shopstack.errors")
 
 
+def websocket_close_code(status: int) -> int:
+    """The close code of a refused WebSocket handshake when no HTTP answer can be sent."""
+    return WEBSOCKET_CLOSE_CODE_BASE + status
+
+
+def route_template(scope: Scope, route_of: RouteOf | None = None) -> str:
+    """The matched route's path template (``/api/v1/products/{product_id}``), never the raw path,
+    so metric label values stay few."""
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str) and path:
+        return path
+    named = route_of(scope) if route_of is not None else None
+    return named or UNMATCHED_ROUTE
+
+
+def _with_request_id(message: Message, request_id: bytes) -> Message:
+    headers = [(k, v) for k, v in message.get("headers", []) if k != _REQUEST_ID_HEADER_BYTES]
+    headers.append((_REQUEST_ID_HEADER_BYTES, request_id))
+    return {**message, "headers": headers}
+
+
+def _status_of(message: Message) -> int | None:
+    kind = message["type"]
+    if kind in ("http.response.start", "websocket.http.response.start"):
+        status: int = message["status"]
+        return status
+    if kind == "websocket.accept":
+        return _WEBSOCKET_ACCEPTED_STATUS
+    return None
+
+
 class RequestContextMiddleware:
-    """Accepts or creates X-Request-ID, echoes it, and records one metric sample and one access
-    log line per HTTP request (after the last body byte, so streamed responses are timed fully).
+    """Accepts or creates X-Request-ID, echoes it, and records one access log line per HTTP
+    request or WebSocket connection (after the last byte, so streamed responses are timed fully)
+    and, for HTTP, one metric sample. A WebSocket's lifetime is not a request's latency, so it
+    stays out of the HTTP metrics.
 
     Unhandled exceptions inside end in ``InternalErrorMiddleware``: a 500 problem+json that
     this middleware then counts and logs like any other answer."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, route_of: RouteOf | None = None) -> None:
         self.app = InternalErrorMiddleware(app)
+        self.route_of = route_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        kind = scope["type"]
+        if kind not in SCOPE_TYPES:
             await self.app(scope, receive, send)
             return
 
@@ -65,32 +112,50 @@ class RequestContextMiddleware:
                 incoming = value.decode("latin-1")
                 break
         context = RequestContext(request_id=accept_request_id(incoming))
+        is_http = kind == "http"
+        if not is_http:
+            context.fields["protocol"] = "websocket"
         token = request_context_var.set(context)
         started = time.perf_counter()
         status = 500
         header_value = context.request_id.encode()
 
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k != _REQUEST_ID_HEADER_BYTES
-                ]
-                headers.append((_REQUEST_ID_HEADER_BYTES, header_value))
-                message = {**message, "headers": headers}
-            await send(message)
+        # One sender per scope type, so that the HTTP one, on every proxied request's path,
+        # does no more than it must.
+        if is_http:
 
-        HTTP_REQUESTS_IN_FLIGHT.inc()
+            async def send_with_request_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    message = _with_request_id(message, header_value)
+                await send(message)
+
+        else:
+
+            async def send_with_request_id(message: Message) -> None:
+                nonlocal status
+                if message["type"] in ANSWER_STARTS:
+                    status = _status_of(message) or status
+                    message = _with_request_id(message, header_value)
+                elif message["type"] == "websocket.close" and status == 500:
+                    status = _CLOSED_BEFORE_ACCEPT_STATUS
+                await send(message)
+
+        if is_http:
+            HTTP_REQUESTS_IN_FLIGHT.inc()
+        # The handshake of a WebSocket is a GET (RFC 6455 §4.1).
+        method: str = scope.get("method", "GET")
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
-            HTTP_REQUESTS_IN_FLIGHT.dec()
             duration = time.perf_counter() - started
-            route = route_template(scope)
-            observe_request(route=route, method=scope["method"], status=status, duration=duration)
+            route = route_template(scope, self.route_of)
+            if is_http:
+                HTTP_REQUESTS_IN_FLIGHT.dec()
+                observe_request(route=route, method=method, status=status, duration=duration)
             log_access(
-                method=scope["method"],
+                method=method,
                 route=route,
                 path=scope["path"],
                 status=status,
@@ -100,38 +165,36 @@ class RequestContextMiddleware:
             request_context_var.reset(token)
 
 
-async def send_problem(
-    send: Send,
-    status: int,
-    *,
-    slug: str | None = None,
-    type_: str | None = None,
-    title: str | None = None,
-    detail: str | None = None,
-    headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
-    extra: Mapping[str, Any] | None = None,
-) -> None:
-    """Answer with a problem+json straight through ASGI ``send``: for code that runs below a
-    framework's exception handlers (plain middleware, the gateway's proxy)."""
-    body = json.dumps(
-        problem_body(
-            status,
-            title=title,
-            detail=detail,
-            type_=type_ or (problem_type(slug) if slug else None),
-            extra=extra,
+async def send_problem(scope: Scope, send: Send, error: ProblemError) -> None:
+    """Answer with ``error`` as problem+json straight through ASGI ``send``: for code that runs
+    below a framework's exception handlers (plain middleware, the gateway's proxy).
+
+    A WebSocket handshake gets the same answer through the Denial Response extension, or, on a
+    server without it, a close before accept with ``websocket_close_code(status)``."""
+    if scope["type"] == "websocket" and WEBSOCKET_DENIAL_EXTENSION not in (
+        scope.get("extensions") or {}
+    ):
+        reason = (error.detail or error.problem.title).encode()[:_MAX_CLOSE_REASON_BYTES]
+        await send(
+            {
+                "type": "websocket.close",
+                "code": websocket_close_code(error.status),
+                "reason": reason.decode(errors="ignore"),
+            }
         )
-    ).encode()
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    raw_headers = [
+        return
+    body = json.dumps(error.body()).encode()
+    headers = [
         (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
-    raw_headers += [
-        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs
+    headers += [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in error.headers.items()
     ]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})
+    prefix = "http" if scope["type"] == "http" else "websocket.http"
+    await send({"type": f"{prefix}.response.start", "status": error.status, "headers": headers})
+    await send({"type": f"{prefix}.response.body", "body": body})
 
 
 class InternalErrorMiddleware:
@@ -143,21 +206,26 @@ class InternalErrorMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in SCOPE_TYPES:
             await self.app(scope, receive, send)
             return
         started = False
+        # A WebSocket's answer has begun once it is accepted, refused or closed.
+        begins = _HTTP_ANSWER_START if scope["type"] == "http" else _WEBSOCKET_ANSWER_STARTS
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
-            if message["type"] == "http.response.start":
+            if message["type"] in begins:
                 started = True
             await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            logger.exception(
+                "unhandled error in %s %s", scope.get("method", "WEBSOCKET"), scope["path"]
+            )
             if started:
                 raise  # too late for an error body; the server closes the connection
-            await send_problem(send, 500, detail="The server could not complete the request.")
+            failure = ProblemError(INTERNAL_ERROR, "The server could not complete the request.")
+            await send_problem(scope, send, failure)

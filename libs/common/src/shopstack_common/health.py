@@ -1,16 +1,39 @@
-"""Readiness checks: each dependency probed with its own deadline, reported by name."""
+"""Readiness checks: each dependency probed with its own deadline, reported by name.
+
+A check fails readiness, unless it is wrapped in ``NonCriticalCheck``: a dependency the service
+can do without (the gateway's rate limiter fails open when Redis is down). Its failure is
+reported as ``degraded`` and the service stays ready.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from shopstack_common.problems import NOT_READY, problem_body
 
 AsyncCheck = Callable[[], Awaitable[object]]
 SyncCheck = Callable[[], object]
+_Result = TypeVar("_Result")
+
+
+class NonCriticalCheck(Generic[_Result]):
+    """A check of a dependency the service can do without: when it fails, the service is
+    ``degraded`` but ready."""
+
+    def __init__(self, check: Callable[[], _Result]) -> None:
+        self.check = check
+
+    def __call__(self) -> _Result:
+        return self.check()
+
+
+def _failed(check: object, result: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(check, NonCriticalCheck):
+        return {**result, "status": "degraded"}
+    return result
 
 
 def _failure(error: BaseException) -> dict[str, Any]:
@@ -27,9 +50,11 @@ async def run_checks(
         try:
             await asyncio.wait_for(check(), deadline_seconds)
         except TimeoutError:
-            return {"status": "fail", "error": f"no answer within {deadline_seconds:g}s"}
+            return _failed(
+                check, {"status": "fail", "error": f"no answer within {deadline_seconds:g}s"}
+            )
         except Exception as error:
-            return _failure(error)
+            return _failed(check, _failure(error))
         return {"status": "ok", "duration_ms": round((time.perf_counter() - started) * 1000, 2)}
 
     names = list(checks)
@@ -45,7 +70,7 @@ def run_checks_sync(checks: Mapping[str, SyncCheck]) -> dict[str, dict[str, Any]
         try:
             check()
         except Exception as error:
-            results[name] = _failure(error)
+            results[name] = _failed(check, _failure(error))
         else:
             elapsed = round((time.perf_counter() - started) * 1000, 2)
             results[name] = {"status": "ok", "duration_ms": elapsed}
@@ -53,10 +78,12 @@ def run_checks_sync(checks: Mapping[str, SyncCheck]) -> dict[str, dict[str, Any]
 
 
 def readiness(results: Mapping[str, Mapping[str, Any]]) -> tuple[int, dict[str, Any]]:
-    """200 with the checks when all pass; otherwise a 503 problem naming what failed."""
-    failed = sorted(name for name, result in results.items() if result["status"] != "ok")
+    """200 with the checks when every critical one passes (``degraded`` when a non-critical
+    one failed); otherwise a 503 problem naming what failed."""
+    failed = sorted(name for name, result in results.items() if result["status"] == "fail")
     if not failed:
-        return 200, {"status": "ok", "checks": dict(results)}
+        degraded = any(result["status"] == "degraded" for result in results.values())
+        return 200, {"status": "degraded" if degraded else "ok", "checks": dict(results)}
     return 503, problem_body(
         503,
         problem=NOT_READY,

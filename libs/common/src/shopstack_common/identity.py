@@ -1,10 +1,12 @@
 """The identity the gateway vouches for, carried to upstream services in headers.
 
 The gateway verifies the access token and writes these headers; it removes every header
-with the ``X-Shopstack-`` prefix that a client sent, on every route. Services read identity
-only from here, never from a request body. In a cluster the chart's NetworkPolicies (on by
-default; deploy/helm/shopstack/templates/_networkpolicy.tpl) let only the gateway reach the
-services' API port, which is what makes the headers trustworthy.
+with the ``X-Shopstack-`` prefix that a client sent, on every route, for HTTP requests and
+WebSocket upgrades alike. Services read identity only from here, never from a request body.
+
+The services trust these headers because the chart's NetworkPolicies, on by default
+(deploy/helm/shopstack/templates/_networkpolicy.tpl), let only the gateway reach their API
+port. Whatever else can reach a service can claim any identity.
 """
 
 from __future__ import annotations

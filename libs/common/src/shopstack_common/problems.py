@@ -139,7 +139,8 @@ NOT_IMPLEMENTED = _register(
     "not-implemented",
     501,
     "Not implemented",
-    "The method or a transfer coding of the request is not supported by the platform.",
+    "The method, a transfer coding or a protocol upgrade (a WebSocket) of the request is not "
+    "supported here.",
 )
 
 # -- who is calling ----------------------------------------------------------------------
@@ -317,6 +318,13 @@ NO_SIGNING_KEY = _register(
     503,
     "No signing key",
     "The users service has no key to sign access tokens with (a configuration error).",
+)
+GATEWAY_UNAVAILABLE = _register(
+    "gateway-unavailable",
+    503,
+    "Gateway unavailable",
+    "NGINX, in front of the platform, could not reach the gateway. Retry after `Retry-After` "
+    "seconds.",
 )
 OVERVIEW_UNAVAILABLE = _register(
     "overview-unavailable",

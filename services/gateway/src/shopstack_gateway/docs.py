@@ -17,7 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.staticfiles import StaticFiles
 
-from shopstack_gateway.deps import RuntimeDep
+from shopstack_gateway.deps import ResourcesDep
 
 DOCS_PATH = "/docs"
 ASSETS_PATH = "/docs/assets"
@@ -33,10 +33,10 @@ def swagger_assets() -> StaticFiles:
 
 
 @router.get(OPENAPI_PATH)
-async def openapi_document(request: Request, runtime: RuntimeDep) -> JSONResponse:
+async def openapi_document(request: Request, resources: ResourcesDep) -> JSONResponse:
     app = request.app
     own: dict[str, Any] = get_openapi(title=app.title, version=app.version, routes=app.routes)
-    return JSONResponse(await runtime.openapi.document(own))
+    return JSONResponse(await resources.openapi.document(own))
 
 
 @router.get(DOCS_PATH)

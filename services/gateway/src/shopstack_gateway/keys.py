@@ -180,8 +180,9 @@ class KeySet:
             metrics.JWKS_FETCHES.labels("error").inc()
             logger.warning(
                 "could not fetch the token signing keys (%d known, kept): %s",
-                len(self._keys), error or type(error).__name__,
-            )  # fmt: skip
+                len(self._keys),
+                error or type(error).__name__,
+            )
             return
         finally:
             self._refreshing = None

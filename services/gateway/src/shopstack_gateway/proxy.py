@@ -1,10 +1,12 @@
 """The streaming reverse proxy, as a plain ASGI callable.
 
 Bodies stream both ways (nothing is buffered whole); hop-by-hop headers are dropped, the
-``X-Forwarded-*`` headers are set, identity headers from the client are always removed and the
-verified identity is added; ``traceparent`` carries the gateway's span to the upstream.
-Statuses and bodies from the upstream pass through unchanged; only failures the gateway sees
-itself become its own problem+json answers (413, 502, 503, 504).
+``X-Forwarded-*`` headers are set and the verified identity is added (the client's own identity
+headers are gone already: ``middleware/identity_headers.py``); ``traceparent`` carries the
+gateway's span to the upstream. Statuses and bodies from the upstream pass through unchanged,
+except that a ``Location`` or ``Content-Location`` on the upstream's own origin becomes a path,
+so no answer carries an upstream's address. Only failures the gateway sees itself become its
+own problem+json answers (413, 502, 503, 504).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, MultiMapping
@@ -20,15 +22,24 @@ from opentelemetry import propagate
 
 from shopstack_common.asgi import Message, Receive, Scope, Send, send_problem
 from shopstack_common.context import REQUEST_ID_HEADER, annotate_request, current_request_id
-from shopstack_common.identity import IDENTITY_HEADER_PREFIX, Identity
+from shopstack_common.identity import Identity
+from shopstack_common.problems import (
+    BODY_TOO_LARGE,
+    UPSTREAM_CIRCUIT_OPEN,
+    UPSTREAM_TIMEOUT,
+    UPSTREAM_UNREACHABLE,
+    ProblemError,
+)
 from shopstack_gateway import metrics
 from shopstack_gateway.resilience import CircuitOpenError
 from shopstack_gateway.routing import Match
 from shopstack_gateway.upstreams import (
     IDEMPOTENT_METHODS,
+    Origin,
     Upstream,
     UpstreamTimeoutError,
     UpstreamUnreachableError,
+    origin_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -50,7 +61,7 @@ HOP_BY_HOP = frozenset(
 _DROPPED_REQUEST = HOP_BY_HOP | {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
 # uvicorn writes the gateway's own Date (and no Server); the upstream's would be a duplicate.
 _DROPPED_RESPONSE = HOP_BY_HOP | {REQUEST_ID_HEADER.lower(), "date", "server"}
-_IDENTITY_PREFIX = IDENTITY_HEADER_PREFIX.encode()
+_LOCATIONS = frozenset({b"location", b"content-location"})
 
 
 class BodyTooLargeError(Exception):
@@ -83,7 +94,7 @@ def upstream_request_headers(
     for raw_name, raw_value in raw:
         # ASGI servers hand header names over lower-cased.
         name = raw_name.decode("latin-1")
-        if name in dropped or raw_name.startswith(_IDENTITY_PREFIX):
+        if name in dropped:
             if name == "host":
                 original_host = raw_value.decode("latin-1")
             elif name == "x-forwarded-for":
@@ -111,10 +122,33 @@ def upstream_request_headers(
     return headers
 
 
-def response_headers(headers: MultiMapping[str]) -> list[tuple[bytes, bytes]]:
+def public_location(value: str, upstream_origin: Origin | None) -> str:
+    """A URL on the upstream's own origin as a path (with query and fragment): the client
+    resolves it against the origin it used, the public one. Any other URL is left alone."""
+    if upstream_origin is None or origin_of(value) != upstream_origin:
+        return value
+    parts = urlsplit(value)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    if parts.fragment:
+        path += "#" + parts.fragment
+    return path
+
+
+def response_headers(
+    headers: MultiMapping[str], upstream_origin: Origin | None = None
+) -> list[tuple[bytes, bytes]]:
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     dropped = _DROPPED_RESPONSE | _connection_tokens(raw)
-    return [(k, v) for k, v in raw if k.decode("latin-1") not in dropped]
+    kept: list[tuple[bytes, bytes]] = []
+    for name, value in raw:
+        if name in _LOCATIONS:
+            location = public_location(value.decode("latin-1"), upstream_origin)
+            kept.append((name, location.encode("latin-1")))
+        elif name.decode("latin-1") not in dropped:
+            kept.append((name, value))
+    return kept
 
 
 class RequestBody:
@@ -187,7 +221,7 @@ class Proxy:
         if content_length is not None and (
             not content_length.isdigit() or int(content_length) > self.max_body_bytes
         ):
-            await self._too_large(send)
+            await send_problem(scope, send, self._too_large())
             return
 
         method: str = scope["method"]
@@ -211,40 +245,48 @@ class Proxy:
         )
         try:
             response = await upstream.open(
-                method, target, headers=headers, body=body,
+                method,
+                target,
+                headers=headers,
+                body=body,
                 idempotent=method in IDEMPOTENT_METHODS or idempotency_key,
-            )  # fmt: skip
+            )
         except CircuitOpenError as error:
             metrics.CIRCUIT_REJECTED.labels(error.upstream).inc()
             await send_problem(
-                send, 503, slug="upstream-circuit-open",
-                detail=f"{error.upstream} is failing; the gateway sends it nothing for now.",
-                headers={"Retry-After": str(max(1, math.ceil(error.retry_after)))},
-            )  # fmt: skip
+                scope,
+                send,
+                ProblemError(
+                    UPSTREAM_CIRCUIT_OPEN,
+                    f"{error.upstream} is failing; the gateway sends it nothing for now.",
+                    headers={"Retry-After": str(max(1, math.ceil(error.retry_after)))},
+                ),
+            )
         except UpstreamTimeoutError:
             await send_problem(
-                send, 504, slug="upstream-timeout",
-                detail=f"{match.upstream} did not answer in time.",
-            )  # fmt: skip
+                scope,
+                send,
+                ProblemError(UPSTREAM_TIMEOUT, f"{match.upstream} did not answer in time."),
+            )
         except (BodyTooLargeError, ClientGoneError, UpstreamUnreachableError, aiohttp.ClientError):
             if body is not None and body.too_large:
-                await self._too_large(send)
+                await send_problem(scope, send, self._too_large())
             elif body is None or not body.client_failed:  # else nobody waits for an answer
                 await send_problem(
-                    send, 502, slug="upstream-unreachable",
-                    detail=f"{match.upstream} is unreachable.",
-                )  # fmt: skip
+                    scope,
+                    send,
+                    ProblemError(UPSTREAM_UNREACHABLE, f"{match.upstream} is unreachable."),
+                )
         else:
             try:
-                await relay(response, send)
+                await relay(response, send, upstream.origin)
             finally:
                 response.release()
 
-    async def _too_large(self, send: Send) -> None:
-        await send_problem(
-            send, 413, slug="body-too-large",
-            detail=f"The request body is larger than {self.max_body_bytes} bytes.",
-        )  # fmt: skip
+    def _too_large(self) -> ProblemError:
+        return ProblemError(
+            BODY_TOO_LARGE, f"The request body is larger than {self.max_body_bytes} bytes."
+        )
 
 
 def _body_headers(scope: Scope) -> tuple[bytes | None, bool, bool]:
@@ -261,14 +303,16 @@ def _body_headers(scope: Scope) -> tuple[bytes | None, bool, bool]:
     return content_length, chunked, idempotency_key
 
 
-async def relay(response: aiohttp.ClientResponse, send: Send) -> None:
+async def relay(
+    response: aiohttp.ClientResponse, send: Send, upstream_origin: Origin | None
+) -> None:
     """Status, headers and body as they come. An upstream that fails mid-body raises here:
     the server then cuts the connection, which tells the client the body is incomplete."""
     await send(
         {
             "type": "http.response.start",
             "status": response.status,
-            "headers": response_headers(response.headers),
+            "headers": response_headers(response.headers, upstream_origin),
         }
     )
     content = response.content

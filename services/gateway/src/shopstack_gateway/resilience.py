@@ -92,8 +92,10 @@ class CircuitBreaker:
         ):
             logger.warning(
                 "circuit to %s opened after %d consecutive failures; retrying in %gs",
-                self.name, self._failures, self.open_seconds,
-            )  # fmt: skip
+                self.name,
+                self._failures,
+                self.open_seconds,
+            )
             self._opened_at = self._clock()
             self._probe_started_at = None
             self._set(BreakerState.OPEN)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shopstack_common.asgi import Scope
 from shopstack_gateway.config import PublicRoute, RouteRule
 
 
@@ -16,10 +17,17 @@ def _covers(prefix: str, path: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
+MATCH_SCOPE_KEY = "shopstack.route_match"
+
+
 @dataclass(frozen=True)
 class Match:
     prefix: str
     upstream: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.prefix}/*"
 
 
 class RouteTable:
@@ -45,6 +53,13 @@ class RouteTable:
     def upstream_of(self, path: str) -> str | None:
         match = self.match(path)
         return match.upstream if match else None
+
+    def route_name(self, scope: Scope) -> str | None:
+        """The route of a proxied request, for its metrics and access log line
+        (``/api/v1/products/*``), whoever answered it; None off the table. Dispatch leaves its
+        match in the scope; a request refused before dispatch is matched here."""
+        match = scope[MATCH_SCOPE_KEY] if MATCH_SCOPE_KEY in scope else self.match(scope["path"])
+        return match.name if match else None
 
 
 class PublicRoutes:

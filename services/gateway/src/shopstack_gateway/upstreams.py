@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict
@@ -25,6 +26,23 @@ logger = logging.getLogger(__name__)
 # and an idempotent request may be retried.
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Scheme, host and port.
+Origin = tuple[str, str, int]
+
+
+def origin_of(url: str) -> Origin | None:
+    """The origin of an absolute http(s) URL; None for anything else (a path, another scheme)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
 
 
 class UpstreamTimeoutError(Exception):
@@ -71,6 +89,8 @@ class Upstream:
         self.name = name
         self.settings = settings
         self.base_url = settings.url.rstrip("/")
+        # Where the upstream believes it lives: a Location there must not reach a client.
+        self.origin = origin_of(self.base_url)
         self.session = session
         self.breaker = CircuitBreaker(
             name,
@@ -108,9 +128,13 @@ class Upstream:
             self.breaker.before_request()
             try:
                 response = await self.session.request(
-                    method, url, headers=headers, allow_redirects=False,
-                    data=body.stream() if body is not None else None, **options,
-                )  # fmt: skip
+                    method,
+                    url,
+                    headers=headers,
+                    allow_redirects=False,
+                    data=body.stream() if body is not None else None,
+                    **options,
+                )
             except aiohttp.ClientConnectionError as error:
                 if body is not None and body.client_failed:
                     raise  # not the upstream's fault: its breaker does not hear of it
@@ -157,10 +181,6 @@ class Upstream:
             return True
         metrics.RETRIES_DENIED.labels(self.name).inc()
         return False
-
-
-def is_idempotent(method: str, headers: Mapping[str, Any] | None = None) -> bool:
-    return method in IDEMPOTENT_METHODS or bool(headers and headers.get("idempotency-key"))
 
 
 async def close_all(upstreams: Mapping[str, Upstream]) -> None:

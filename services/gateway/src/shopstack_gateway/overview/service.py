@@ -47,9 +47,12 @@ async def get_json(
     propagate.inject(headers)
     try:
         response = await upstream.open(
-            "GET", target, headers=headers, idempotent=True,
+            "GET",
+            target,
+            headers=headers,
+            idempotent=True,
             client_timeout=aiohttp.ClientTimeout(total=time_limit),
-        )  # fmt: skip
+        )
     except CircuitOpenError:
         raise PartFailedError(None, f"{upstream.name} is failing; not asked.") from None
     except UpstreamTimeoutError:

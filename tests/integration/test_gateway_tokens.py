@@ -1,71 +1,50 @@
 """The gateway trusting the real users service: tokens from its token endpoint, keys from its
 JWKS, the overview assembled from the real users and orders apps. Real PostgreSQL and Redis."""
 
-import threading
+from __future__ import annotations
+
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from werkzeug.serving import make_server
 
-from shopstack_devstack.ports import free_port
 from shopstack_users.cli import bootstrap_admin
-from shopstack_users.config import UsersSettings
 from shopstack_users.keys import write_new_key
-from shopstack_users.main import create_app as create_users_app
-from shopstack_users.resources import resources as users_resources
 
-from .test_integration import OrdersServer, identity_headers
+from .conftest import GatewayFactory, OrdersServer, UsersServer, identity_headers, users_settings
 
-GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 ADMIN_EMAIL = "root@example.com"
 ADMIN_PASSWORD = "a very long admin passphrase"
 
 
 @pytest.fixture
-def users_url(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[str]:
-    """The real users app, signing with a key of its own, on a threaded WSGI server."""
+def signing_users(database_url: str, redis_url: str, tmp_path: Path) -> Iterator[UsersServer]:
+    """The real users app, signing with a key of its own."""
     keys = tmp_path / "keys"
     write_new_key(keys, "2026-11-01")
-    settings = UsersSettings(
-        environment="test", database_url=database_url, redis_url=redis_url,  # type: ignore[arg-type]
-        jwt_signing_keys_dir=keys, admin_email=ADMIN_EMAIL, admin_password=ADMIN_PASSWORD,  # type: ignore[arg-type]
-    )  # fmt: skip
-    bootstrap_admin(settings)
-    app = create_users_app(settings)
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(10)
-    users_resources(app).close()
-
-
-@pytest.fixture
-async def orders_server(database_url: str, redis_url: str) -> AsyncIterator[OrdersServer]:
-    from shopstack_orders.config import OrdersSettings
-
-    server = OrdersServer(
-        OrdersSettings(environment="test", database_url=database_url, redis_url=redis_url)  # type: ignore[arg-type]
+    settings = users_settings(
+        database_url,
+        redis_url,
+        jwt_signing_keys_dir=keys,
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,
     )
-    await server.start()
+    bootstrap_admin(settings)
+    server = UsersServer(settings)
     yield server
-    await server.stop()
+    server.stop()
 
 
 @pytest.fixture
 async def gateway(
-    make_gateway: GatewayFactory, users_url: str, orders_server: OrdersServer, redis_url: str
+    make_gateway: GatewayFactory, signing_users: UsersServer, orders: OrdersServer
 ) -> AsyncIterator[httpx.AsyncClient]:
     # The gateway reads users' own JWKS: no test key anywhere on this path.
     async with make_gateway(
-        {"users": users_url, "orders": orders_server.url},
-        redis_url=redis_url,
-        jwks_url=f"{users_url}/.well-known/jwks.json",
+        {"users": signing_users.url, "orders": orders.url},
+        jwks_url=f"{signing_users.url}/.well-known/jwks.json",
     ) as client:
         yield client
 
@@ -90,7 +69,7 @@ async def register(gateway: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
 
 
 async def test_a_users_token_is_verified_and_its_identity_forwarded(
-    gateway: httpx.AsyncClient, orders_server: OrdersServer
+    gateway: httpx.AsyncClient, orders: OrdersServer
 ) -> None:
     admin = await sign_in(gateway, ADMIN_EMAIL, ADMIN_PASSWORD)
     created = await gateway.post(
@@ -99,7 +78,7 @@ async def test_a_users_token_is_verified_and_its_identity_forwarded(
         headers={**admin, "X-Shopstack-Roles": "customer"},  # a client's header never counts
     )
     assert created.status_code == 201, created.text
-    seen = identity_headers(orders_server.seen[-1])
+    seen = identity_headers(orders.seen[-1])
     assert set(seen["x-shopstack-roles"].split(",")) == {"admin", "customer"}
     assert seen["x-shopstack-client-id"] == "shopstack-web"
 
@@ -108,28 +87,29 @@ async def test_a_users_token_is_verified_and_its_identity_forwarded(
     assert me.status_code == 200, me.text
     assert me.json()["id"] == customer_id
     refused = await gateway.post(
-        "/api/v1/products", json={"sku": "REAL-2", "name": "x", "price": 1, "currency": "EUR",
-                                  "stock": 1}, headers=customer,
-    )  # fmt: skip
+        "/api/v1/products",
+        json={"sku": "REAL-2", "name": "x", "price": 1, "currency": "EUR", "stock": 1},
+        headers=customer,
+    )
     assert refused.status_code == 403
 
 
 async def test_a_tampered_users_token_is_refused_before_any_upstream(
-    gateway: httpx.AsyncClient, orders_server: OrdersServer
+    gateway: httpx.AsyncClient, orders: OrdersServer
 ) -> None:
     _, customer = await register(gateway)
     token = customer["Authorization"].removeprefix("Bearer ")
     header, payload, signature = token.split(".")
     tampered = f"{header}.{payload[:-2]}AA.{signature}"
-    before = len(orders_server.seen)
+    before = len(orders.seen)
     answer = await gateway.get("/api/v1/orders", headers={"Authorization": f"Bearer {tampered}"})
     assert answer.status_code == 401
     assert 'error="invalid_token"' in answer.headers["www-authenticate"]
-    assert len(orders_server.seen) == before
+    assert len(orders.seen) == before
 
 
 async def test_the_overview_from_the_real_services(
-    gateway: httpx.AsyncClient, orders_server: OrdersServer
+    gateway: httpx.AsyncClient, orders: OrdersServer
 ) -> None:
     admin = await sign_in(gateway, ADMIN_EMAIL, ADMIN_PASSWORD)
     product = await gateway.post(
@@ -158,11 +138,11 @@ async def test_the_overview_from_the_real_services(
     assert body["orders"]["total"] == 6
 
     # orders gone: still 200, with the profile and a note of what is missing.
-    await orders_server.stop()
+    await orders.stop()
     degraded = await gateway.get("/api/v1/me/overview", headers=customer)
     assert degraded.status_code == 200, degraded.text
     body = degraded.json()
     assert body["profile"]["id"] == customer_id
     assert body["orders"] is None
     assert [m["part"] for m in body["missing"]] == ["orders"]
-    await orders_server.start()
+    await orders.start()

@@ -1,19 +1,16 @@
 """GET /api/v1/me/overview against in-process users and orders that follow the contracts."""
 
+from __future__ import annotations
+
 import asyncio
+import json
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import httpx
 import pytest
 from aiohttp import web
 
-from shopstack_devstack.ports import free_port
-
-GatewayFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
-UpstreamServer = Callable[..., AbstractAsyncContextManager[str]]
+from ..conftest import NOWHERE, GatewayFactory, Issuer, UpstreamServer
 
 USER_ID = "6f1c2a8e-8a57-4c53-9d2a-3c1f6f1f0b11"
 STATUSES = ("pending", "paid", "shipped", "cancelled")
@@ -23,10 +20,13 @@ class FakeUsers:
     def __init__(self) -> None:
         self.status = 200
         self.profile: dict[str, Any] = {
-            "id": USER_ID, "email": "ada@example.com", "full_name": "Ada Lovelace",
-            "roles": ["customer"], "created_at": "2026-01-01T00:00:00Z",
+            "id": USER_ID,
+            "email": "ada@example.com",
+            "full_name": "Ada Lovelace",
+            "roles": ["customer"],
+            "created_at": "2026-01-01T00:00:00Z",
             "updated_at": "2026-01-02T00:00:00Z",
-        }  # fmt: skip
+        }
         self.seen: list[dict[str, str]] = []
         self.rendezvous: tuple[asyncio.Event, asyncio.Event] | None = None
 
@@ -50,11 +50,13 @@ class FakeOrders:
     def __init__(self) -> None:
         self.summary_status = 200
         self.seen: list[str] = []
+        self.traceparents: list[str] = []
         self.rendezvous: tuple[asyncio.Event, asyncio.Event] | None = None
 
     def app(self) -> web.Application:
         async def orders(request: web.Request) -> web.Response:
             self.seen.append(request.path_qs)
+            self.traceparents.append(request.headers.get("traceparent", ""))
             if self.rendezvous:
                 mine, theirs = self.rendezvous
                 mine.set()
@@ -65,6 +67,7 @@ class FakeOrders:
 
         async def summary(request: web.Request) -> web.Response:
             self.seen.append(request.path_qs)
+            self.traceparents.append(request.headers.get("traceparent", ""))
             counts = dict.fromkeys(STATUSES, 0) | {"paid": 7, "pending": 1}
             return web.json_response(
                 {"counts_by_status": counts, "total": 8}, status=self.summary_status
@@ -87,9 +90,8 @@ def orders() -> FakeOrders:
 
 
 @pytest.fixture
-def token(issuer: Any) -> dict[str, str]:
-    headers: dict[str, str] = issuer.bearer(sub=USER_ID)
-    return headers
+def token(issuer: Issuer) -> dict[str, str]:
+    return issuer.bearer(sub=USER_ID)
 
 
 async def test_overview_combines_profile_and_orders(
@@ -147,7 +149,7 @@ async def test_orders_down_still_answers_with_the_profile(
     users: FakeUsers,
     token: dict[str, str],
 ) -> None:
-    nowhere = f"http://127.0.0.1:{free_port()}"
+    nowhere = NOWHERE
     async with (
         serve_upstream(users.app()) as users_url,
         make_gateway({"users": users_url, "orders": nowhere}) as client,
@@ -213,7 +215,7 @@ async def test_half_an_orders_answer_is_a_missing_orders_part(
 async def test_both_down_is_a_503_problem(
     make_gateway: GatewayFactory, token: dict[str, str]
 ) -> None:
-    nowhere = f"http://127.0.0.1:{free_port()}"
+    nowhere = NOWHERE
     async with make_gateway({"users": nowhere, "orders": nowhere}) as client:
         response = await client.get("/api/v1/me/overview", headers=token)
     assert response.status_code == 503
@@ -229,7 +231,7 @@ async def test_overview_needs_a_user_token(
     serve_upstream: UpstreamServer,
     users: FakeUsers,
     orders: FakeOrders,
-    issuer: Any,
+    issuer: Issuer,
 ) -> None:
     async with (
         serve_upstream(users.app()) as users_url,
@@ -245,6 +247,30 @@ async def test_overview_needs_a_user_token(
     assert anonymous.headers["www-authenticate"] == 'Bearer realm="shopstack"'
     assert anonymous.headers["content-type"] == "application/problem+json"
     assert service.status_code == 403
-    assert service.json()["type"].endswith("/user-token-required")
+    assert service.json()["type"].endswith("/user-required")
     assert users.seen == []
     assert orders.seen == []
+
+
+async def test_every_upstream_call_carries_the_gateways_trace(
+    *,
+    make_gateway: GatewayFactory,
+    serve_upstream: UpstreamServer,
+    users: FakeUsers,
+    orders: FakeOrders,
+    token: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # No traceparent comes in: the gateway starts the trace, and its calls continue it.
+    async with (
+        serve_upstream(users.app()) as users_url,
+        serve_upstream(orders.app()) as orders_url,
+        make_gateway({"users": users_url, "orders": orders_url}) as client,
+    ):
+        response = await client.get("/api/v1/me/overview", headers=token)
+    assert response.status_code == 200
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    [access] = [line for line in lines if line["logger"] == "shopstack.access"]
+    traceparents = [users.seen[0]["traceparent"], *orders.traceparents]
+    assert len(traceparents) == 3
+    assert {traceparent.split("-")[1] for traceparent in traceparents} == {access["trace_id"]}

@@ -1,10 +1,18 @@
 """What the gateway holds while it runs: the upstream clients, Redis, the signing keys, the token
-verifier, the rate limiter and the proxy. Built in the lifespan, closed there."""
+verifier, the rate limiter, the proxy, the OpenAPI merger and the key preload. Built and closed
+in one place, ``open_resources``, which the lifespan enters.
+
+Readiness is about the gateway itself (``readiness_checks``): nothing it depends on makes it
+unready unless the gateway cannot serve without it. The upstreams never do: a failing one is
+answered for by its circuit breaker, route by route. Redis makes the gateway unready only when
+the rate limiter fails closed; failing open (the default), a Redis outage lets requests pass
+unlimited, and /readyz says ``degraded``. Signing keys not loaded yet (users unreachable since
+start-up) is ``degraded`` too: public routes still work, token-bearing requests get 503.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,38 +21,70 @@ import aiohttp
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from starlette.applications import Starlette
 
+from shopstack_common.health import AsyncCheck, NonCriticalCheck
 from shopstack_gateway.config import GatewaySettings
 from shopstack_gateway.keys import KeySet, http_fetcher
 from shopstack_gateway.openapi import OpenAPIMerger
 from shopstack_gateway.proxy import Proxy
 from shopstack_gateway.ratelimit import RateLimiter
+from shopstack_gateway.resilience import BreakerState
 from shopstack_gateway.tokens import TokenVerifier
 from shopstack_gateway.upstreams import Upstream, close_all, create_session
 
-logger = logging.getLogger(__name__)
-
 
 @dataclass
-class Runtime:
+class Resources:
     settings: GatewaySettings
     upstreams: dict[str, Upstream]
+    # Its own small client: the JWKS may live anywhere, and key fetches must not queue behind
+    # proxied traffic.
+    jwks_session: aiohttp.ClientSession
     redis: Redis
     keys: KeySet
     verifier: TokenVerifier
     limiter: RateLimiter | None
     proxy: Proxy
     openapi: OpenAPIMerger
+    key_preload: asyncio.Task[None] | None = None
+
+    def readiness_checks(self) -> dict[str, AsyncCheck]:
+        checks: dict[str, AsyncCheck] = {"signing_keys": NonCriticalCheck(self._keys_loaded)}
+        for name in sorted(self.upstreams):
+            checks[f"upstream_{name}"] = NonCriticalCheck(self._circuit_check(name))
+        if self.limiter is not None:
+            checks["redis"] = (
+                NonCriticalCheck(self._redis_answers)
+                if self.limiter.fail_open
+                else self._redis_answers
+            )
+        return checks
+
+    async def _keys_loaded(self) -> None:
+        # Looks, never fetches: /readyz must not depend on users answering.
+        if not self.keys.loaded:
+            raise RuntimeError("no token signing keys loaded yet; token-bearing requests get 503")
+
+    def _circuit_check(self, name: str) -> AsyncCheck:
+        breaker = self.upstreams[name].breaker
+
+        async def circuit_closed() -> None:
+            if breaker.state is BreakerState.OPEN:
+                raise RuntimeError(f"circuit open: {name} is answered with 503 for now")
+
+        return circuit_closed
+
+    async def _redis_answers(self) -> None:
+        await self.redis.ping()
 
 
 @asynccontextmanager
-async def running(settings: GatewaySettings) -> AsyncIterator[Runtime]:
+async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
     upstreams = {
         name: Upstream(name, upstream, create_session(upstream))
         for name, upstream in settings.upstreams.items()
     }
-    # Its own small client: the JWKS may live anywhere, and key fetches must not queue behind
-    # proxied traffic.
     jwks_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4))
     redis = Redis.from_url(
         settings.redis_url,
@@ -62,9 +102,10 @@ async def running(settings: GatewaySettings) -> AsyncIterator[Runtime]:
         max_ttl=settings.jwks_max_ttl_seconds,
         min_refresh_seconds=settings.jwks_min_refresh_seconds,
     )
-    runtime = Runtime(
+    resources = Resources(
         settings=settings,
         upstreams=upstreams,
+        jwks_session=jwks_session,
         redis=redis,
         keys=keys,
         verifier=TokenVerifier(
@@ -85,12 +126,18 @@ async def running(settings: GatewaySettings) -> AsyncIterator[Runtime]:
     )
     # Keys are fetched ahead of the first token when users already answers; when it does not,
     # the first token fetches them.
-    preload = asyncio.create_task(keys.refresh())
+    resources.key_preload = asyncio.create_task(keys.refresh())
     try:
-        yield runtime
+        yield resources
     finally:
-        preload.cancel()
+        resources.key_preload.cancel()
         await keys.aclose()
         await close_all(upstreams)
         await jwks_session.close()
         await redis.aclose()
+
+
+def resources_of(app: Starlette) -> Resources:
+    """The resources the app's lifespan opened."""
+    resources: Resources = app.state.resources
+    return resources
