@@ -224,6 +224,7 @@ SPOOFED = {
         ("POST", "/api/v1/auth/token"),
         ("POST", "/api/v1/auth/register"),
         ("GET", "/.well-known/jwks.json"),
+        ("POST", "/admin/login"),
     ],
 )
 async def test_spoofed_identity_headers_never_reach_upstreams_on_public_routes(
@@ -258,6 +259,9 @@ async def test_spoofed_identity_headers_are_replaced_by_the_verified_ones(
         ("GET", "/api/v1/products"),
         ("GET", "/api/v1/products/8c6ab0c4-33b8-4a0d-a3ad-44c3c1c6b0a6"),
         ("HEAD", "/api/v1/products"),
+        ("GET", "/admin"),
+        ("GET", "/admin/users/8c6ab0c4-33b8-4a0d-a3ad-44c3c1c6b0a6"),
+        ("POST", "/admin/login"),
     ],
 )
 async def test_public_routes_need_no_token(
