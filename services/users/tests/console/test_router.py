@@ -625,6 +625,13 @@ def test_every_input_has_a_label(signed_in: Console, api: UsersApi, admin: dict[
             assert field_id[1] in labelled, (path, tag)
 
 
+def test_the_api_does_not_vary_by_the_consoles_cookie(signed_in: Console) -> None:
+    jwks = signed_in.client.get("/.well-known/jwks.json")
+    assert "Cookie" not in jwks.headers.get("Vary", "")
+    assert "Set-Cookie" not in jwks.headers
+    assert "Cookie" in signed_in.get("/admin").headers["Vary"]
+
+
 def test_a_database_outage_is_a_503_page(
     make_app: AppFactory, dead_database_url: str, api: UsersApi
 ) -> None:

@@ -29,6 +29,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
 from flask_login import LoginManager, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
@@ -104,9 +105,22 @@ def install(app: Flask, settings: UsersSettings) -> None:
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=settings.console_absolute_timeout_seconds,
     )
+    app.session_interface = ConsoleSessionInterface()
     csrf.init_app(app)
     login_manager.init_app(app)
     app.register_blueprint(console)
+
+
+class ConsoleSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, saved only for requests to the console. Flask adds
+    ``Vary: Cookie`` to any answer whose request merely looked at the session (Flask-Login
+    does, on every request); a browser never sends the console's cookie to the API, so the
+    API's answers (the JWKS, cacheable by anyone) must not say they vary by it."""
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        prefix = self.get_cookie_path(app).rstrip("/")
+        if request.path == prefix or request.path.startswith(prefix + "/"):
+            super().save_session(app, session, response)
 
 
 def _timeouts() -> service.Timeouts:
