@@ -71,6 +71,18 @@ test-integration: $(VENV_STAMP) ## only the tests on real PostgreSQL and Redis
 test-e2e: $(VENV_STAMP) ## only the whole-platform tests (starts `make up` and talks to NGINX)
 	$(call PYTEST_TIER,-m e2e)
 
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: chromium
+chromium: ## Debian's chromium for the browser tests, installed with apt-get when missing
+	@[ -x $(CHROMIUM) ] || { echo "installing chromium (apt-get)"; \
+	  apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }; }
+	@[ -x $(CHROMIUM) ] || { echo "no chromium at $(CHROMIUM) and apt-get could not install it: the browser tests cannot run" >&2; exit 1; }
+
+.PHONY: test-browser
+test-browser: $(VENV_STAMP) chromium ## the admin console in headless Chromium against make up through NGINX (screenshots: test-results/browser/)
+	SHOPSTACK_CHROMIUM=$(CHROMIUM) $(call PYTEST_TIER,-m browser tests/e2e/browser)
+
 .PHONY: bench-gateway
 bench-gateway: $(VENV_STAMP) ## gateway overhead: a cached product read, direct vs through the gateway (wrk)
 	@$(MAKE) wrk
@@ -142,6 +154,7 @@ test-rehearse: $(VENV_STAMP) ## the deploy rehearsal's own tests: small manifest
 ci: ## what CI runs: lint, types, every test on embedded servers, then the container tiers
 	$(MAKE) lint
 	SHOPSTACK_TEST_BACKEND=embedded $(MAKE) test
+	$(MAKE) test-browser
 	$(MAKE) airgap-images
 	set -a && . $(AIRGAP)/images.env && set +a && \
 	  $(MAKE) test-containers && $(MAKE) test-images && $(MAKE) test-rehearse

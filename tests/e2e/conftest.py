@@ -72,10 +72,23 @@ class LocalPlatform:
         return "".join(self.output)
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[LocalPlatform]:
+def _platform(data_dir: Path) -> Iterator[LocalPlatform]:
     names = ("nginx", "gateway", "users", "orders", "postgres", "redis")
-    stack = LocalPlatform(data_dir=tmp_path / "devstack", ports={n: free_port() for n in names})
+    stack = LocalPlatform(data_dir=data_dir, ports={n: free_port() for n in names})
     yield stack
     if stack.process is not None and stack.process.poll() is None:
         stack.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[LocalPlatform]:
+    yield from _platform(tmp_path / "devstack")
+
+
+@pytest.fixture(scope="module")
+def running_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform]:
+    """One platform, up, for a whole module of tests that do not stop it."""
+    for stack in _platform(tmp_path_factory.mktemp("devstack")):
+        stack.start()
+        yield stack
+        assert stack.stop() == 0, stack.log()[-4000:]

@@ -16,6 +16,8 @@ table = RouteTable(DEFAULT_ROUTES)
         ("/api/v1/products", "orders"),
         ("/api/v1/products/1/restock", "orders"),
         ("/api/v1/orders/9/cancel", "orders"),
+        ("/admin", "users"),
+        ("/admin/users/42", "users"),
     ],
 )
 def test_known_prefixes_route_to_their_upstream(path: str, upstream: str) -> None:
@@ -24,7 +26,9 @@ def test_known_prefixes_route_to_their_upstream(path: str, upstream: str) -> Non
     assert match.upstream == upstream
 
 
-@pytest.mark.parametrize("path", ["/", "/api", "/api/v1/usersettings", "/api/v2/users", "/admin"])
+@pytest.mark.parametrize(
+    "path", ["/", "/api", "/api/v1/usersettings", "/api/v2/users", "/administrator"]
+)
 def test_other_paths_match_nothing(path: str) -> None:
     assert table.match(path) is None
 

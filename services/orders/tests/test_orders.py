@@ -9,6 +9,8 @@ import httpx
 import psycopg
 import pytest
 
+from shopstack_common.identity import Identity
+
 if TYPE_CHECKING:
     from services.orders.tests.conftest import OrderPlacer, ProductFactory
 
@@ -349,6 +351,36 @@ async def test_admin_filters_by_user_status_and_time(
     # A customer may narrow their own list too.
     own = await client.get(ORDERS, params={"status": "pending"}, headers=alice)
     assert [o["id"] for o in own.json()["items"]] == [old["id"]]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "status"), [(frozenset({"orders:read"}), 200), (frozenset({"profile"}), 403)]
+)
+async def test_a_service_client_with_orders_read_filters_by_user(
+    *,
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
+    bob: dict[str, str],
+    scopes: frozenset[str],
+    status: int,
+) -> None:
+    tea = await make_product(stock=5)
+    alices = (await place(alice, (tea, 1))).json()
+    await place(bob, (tea, 1))
+    service = Identity(client_id="users-console", scopes=scopes).to_headers()
+    response = await client.get(
+        ORDERS, params={"user_id": alice["X-Shopstack-User-Id"]}, headers=service
+    )
+    assert response.status_code == status, response.text
+    if status == 200:
+        assert [o["id"] for o in response.json()["items"]] == [alices["id"]]
+    else:
+        assert [e["field"] for e in response.json()["errors"]] == ["user_id"]
+    # Without a filter a service client still owns no orders of its own.
+    own = await client.get(ORDERS, headers=service)
+    assert own.json()["items"] == []
 
 
 @pytest.mark.parametrize(

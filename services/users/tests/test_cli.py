@@ -83,6 +83,29 @@ def test_bootstrap_admin_refuses_a_weak_password(database_url: str, redis_url: s
         cli.bootstrap_admin(settings)
 
 
+def test_bootstrap_console_client_sets_up_the_consoles_own_client(
+    users_app: Flask, database_url: str, redis_url: str, api: UsersApi
+) -> None:
+    def grant(secret: str) -> int:
+        response = api.client.post(
+            "/api/v1/auth/token",
+            data={"grant_type": "client_credentials", "scope": "orders:read"},
+            auth=("users-console", secret),
+        )
+        return response.status_code
+
+    first = settings_for(database_url, redis_url, console_client_secret="first secret")
+    cli.bootstrap_console_client(first)
+    cli.bootstrap_console_client(first)  # idempotent
+    assert grant("first secret") == 200
+    # A new secret in the environment replaces the old one at the next migrate.
+    cli.bootstrap_console_client(
+        settings_for(database_url, redis_url, console_client_secret="second secret")
+    )
+    assert grant("second secret") == 200
+    assert grant("first secret") == 401
+
+
 def test_bootstrap_needs_both_variables() -> None:
     with pytest.raises(ValueError, match="SHOPSTACK_ADMIN_PASSWORD"):
         UsersSettings(database_url="postgresql://x@h/d", redis_url="redis://h", admin_email="a@b.c")

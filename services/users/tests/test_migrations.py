@@ -5,6 +5,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import shopstack_users.accounts.models
+import shopstack_users.audit.models
+import shopstack_users.console.models
 import shopstack_users.tokens.models  # noqa: F401 - their tables join the metadata
 from shopstack_common.settings import sqlalchemy_url
 from shopstack_users.models import SCHEMA, Base

@@ -106,27 +106,23 @@ def _handle_http_exception(error: HTTPException) -> Response:
     return response
 
 
-def _handle_problem(error: ProblemError) -> Response:
-    return problem_response(error)
-
-
 def _handle_unexpected(error: Exception) -> Response:
-    if isinstance(error, HTTPException):
-        return _handle_http_exception(error)
     logger.exception("unhandled error in %s %s", request.method, request.path)
     return problem_response(
         ProblemError(INTERNAL_ERROR, "The server could not complete the request.")
     )
 
 
-def install_problem_handlers(app: Flask, *, database_log: BurstLogger) -> None:
-    """Every error becomes problem+json. A database that cannot answer right now is a 503
+def error_response(error: Exception, *, database_log: BurstLogger) -> Response:
+    """The problem+json answer to ``error``. A database that cannot answer right now is a 503
     ``database-unavailable`` with ``Retry-After``, logged once per burst on ``database_log``;
-    any other database error is unexpected (a 500, logged with its traceback)."""
-
-    def database_error(error: Exception) -> Response:
-        if not is_retryable(error):
-            return _handle_unexpected(error)
+    any other database error is unexpected (a 500, logged with its traceback). Pages that
+    answer in HTML render the same answer their own way."""
+    if isinstance(error, ProblemError):
+        return problem_response(error)
+    if isinstance(error, HTTPException):
+        return _handle_http_exception(error)
+    if isinstance(error, DATABASE_ERROR_TYPES) and is_retryable(error):
         database_log.warning(
             BURST_KEY,
             "PostgreSQL could not serve %s %s: %r",
@@ -135,12 +131,18 @@ def install_problem_handlers(app: Flask, *, database_log: BurstLogger) -> None:
             error,
         )
         return problem_response(database_unavailable())
+    return _handle_unexpected(error)
 
-    app.register_error_handler(ProblemError, _handle_problem)
-    app.register_error_handler(HTTPException, _handle_http_exception)
-    for error_type in DATABASE_ERROR_TYPES:
-        app.register_error_handler(error_type, database_error)
-    app.register_error_handler(Exception, _handle_unexpected)
+
+def install_problem_handlers(app: Flask, *, database_log: BurstLogger) -> None:
+    """Every error becomes problem+json (``error_response``)."""
+
+    def handle(error: Exception) -> Response:
+        return error_response(error, database_log=database_log)
+
+    # HTTPException by name too: it replaces the handler flask-smorest registers for it.
+    app.register_error_handler(HTTPException, handle)
+    app.register_error_handler(Exception, handle)
 
 
 ChecksOf = Callable[[], Mapping[str, SyncCheck]]

@@ -101,6 +101,8 @@ DEFAULT_ROUTES = [
     RouteRule(prefix="/api/v1/auth", upstream="users"),
     RouteRule(prefix="/api/v1/users", upstream="users"),
     RouteRule(prefix="/.well-known/jwks.json", upstream="users"),
+    # The admin console: pages of users with a sign-in of their own.
+    RouteRule(prefix="/admin", upstream="users"),
     RouteRule(prefix="/api/v1/products", upstream="orders"),
     RouteRule(prefix="/api/v1/orders", upstream="orders"),
 ]
@@ -112,6 +114,9 @@ DEFAULT_PUBLIC_ROUTES = [
     PublicRoute(prefix="/api/v1/auth/revoke"),
     PublicRoute(prefix="/.well-known/jwks.json", methods=READS),
     PublicRoute(prefix="/api/v1/products", methods=READS),
+    # The console authenticates with its own session cookie, not a bearer token; identity
+    # headers are still stripped and the address rate limit still applies.
+    PublicRoute(prefix="/admin"),
 ]
 
 

@@ -167,6 +167,9 @@ async def test_websocket_refusals(answerers: Answerers, denial_response: bool) -
         ("GET", "/api/v1/products"),
         ("GET", "/api/v1/products/8c6ab0c4-33b8-4a0d-a3ad-44c3c1c6b0a6"),
         ("HEAD", "/api/v1/products"),
+        ("GET", "/admin"),
+        ("GET", "/admin/users/8c6ab0c4-33b8-4a0d-a3ad-44c3c1c6b0a6"),
+        ("POST", "/admin/login"),
     ],
 )
 async def test_public_routes_need_no_token(

@@ -90,6 +90,7 @@ async def test_a_scope_without_identity_headers_keeps_its_header_list() -> None:
         ("POST", "/api/v1/auth/token"),
         ("POST", "/api/v1/auth/register"),
         ("GET", "/.well-known/jwks.json"),
+        ("POST", "/admin/login"),
     ],
 )
 async def test_spoofed_identity_headers_never_reach_upstreams_on_public_routes(

@@ -42,6 +42,7 @@ def migrate(revision: str = "head") -> None:
     )
     if revision == "head":
         bootstrap_admin(settings)
+        bootstrap_console_client(settings)
 
 
 def bootstrap_admin(settings: UsersSettings) -> None:
@@ -78,6 +79,33 @@ def bootstrap_admin(settings: UsersSettings) -> None:
         user.email,
         "created" if created else "present",
         extra={"user_id": str(user.id)},
+    )
+
+
+def bootstrap_console_client(settings: UsersSettings) -> None:
+    """With CONSOLE_CLIENT_SECRET set, make sure the console's own service client exists
+    with that secret and the scope it reads orders with (idempotent, like the admin)."""
+    if settings.console_client_secret is None:
+        return
+    from shopstack_users.console.orders_api import SCOPE
+    from shopstack_users.passwords import Passwords, make_hasher
+    from shopstack_users.tokens import service as tokens
+
+    engine = create_engine(
+        sqlalchemy_url(settings.database_url, "psycopg"), poolclass=pool.NullPool
+    )
+    try:
+        changed = tokens.ensure_client(
+            sessions=sessionmaker(engine, expire_on_commit=False),
+            passwords=Passwords(make_hasher(settings)),
+            client_id=settings.console_client_id,
+            secret=settings.console_client_secret.get_secret_value(),
+            scopes=[SCOPE],
+        )
+    finally:
+        engine.dispose()
+    logger.info(
+        "console client %s %s", settings.console_client_id, "set up" if changed else "present"
     )
 
 

@@ -15,6 +15,7 @@ from flask.cli import with_appcontext
 
 from shopstack_common.problems import ProblemError
 from shopstack_users.accounts import service as accounts
+from shopstack_users.audit.service import Actor
 from shopstack_users.passwords import policy_violation
 from shopstack_users.resources import resources
 from shopstack_users.tokens import service as tokens
@@ -62,6 +63,7 @@ def create_client(client_id: str, scopes: tuple[str, ...], description: str) -> 
         client, secret = tokens.create_client(
             sessions=found.sessions,
             passwords=found.passwords,
+            actor=Actor.command_line(),
             client_id=client_id,
             scopes=scopes,
             description=description,
@@ -89,7 +91,9 @@ def list_clients() -> None:
 def delete_client(client_id: str) -> None:
     """Delete a service client; tokens it already holds expire by themselves."""
     try:
-        tokens.delete_client(sessions=resources().sessions, client_id=client_id)
+        tokens.delete_client(
+            sessions=resources().sessions, actor=Actor.command_line(), client_id=client_id
+        )
     except ProblemError as error:
         raise click.ClickException(_reason(error)) from None
     click.echo(f"deleted client {client_id}")

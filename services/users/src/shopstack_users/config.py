@@ -90,6 +90,22 @@ class UsersSettings(DatabaseServiceSettings):
         validation_alias=AliasChoices("SHOPSTACK_ADMIN_PASSWORD", "admin_password"),
     )
 
+    # -- admin console (/admin) -------------------------------------------------------------
+    # Signs the console's session cookie and CSRF tokens; every replica needs the same one.
+    # Outside development and test the console is off until it is set.
+    console_secret_key: SecretStr | None = None
+    # A console session ends after this long without a request, and this long after sign-in
+    # whatever happens.
+    console_idle_timeout_seconds: int = Field(default=30 * 60, ge=60, le=24 * 3600)
+    console_absolute_timeout_seconds: int = Field(default=8 * 3600, ge=300, le=7 * 24 * 3600)
+    # The orders API as a bearer of an access token reaches it (the gateway's address), and
+    # the service client whose client-credentials token the console uses there. With no URL
+    # or no secret a user's page says its orders cannot be shown.
+    console_orders_api_url: str | None = None
+    console_orders_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    console_client_id: str = "users-console"
+    console_client_secret: SecretStr | None = None
+
     @field_validator("user_scopes", mode="before")
     @classmethod
     def _split_scopes(cls, value: Any) -> Any:
@@ -109,6 +125,14 @@ class UsersSettings(DatabaseServiceSettings):
         ):
             raise ValueError("JWT_SIGNING_KEYS must be a JSON object {kid: PEM}")
         return value
+
+    @model_validator(mode="after")
+    def _console_timeouts_nest(self) -> Self:
+        if self.console_idle_timeout_seconds > self.console_absolute_timeout_seconds:
+            raise ValueError(
+                "CONSOLE_IDLE_TIMEOUT_SECONDS must not exceed CONSOLE_ABSOLUTE_TIMEOUT_SECONDS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _admin_needs_both(self) -> Self:

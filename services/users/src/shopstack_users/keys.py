@@ -15,6 +15,8 @@ files are right.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import re
@@ -22,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,10 @@ class SigningKeyError(RuntimeError):
 class SigningKey:
     kid: str
     private_key: Ed25519PrivateKey
+    # Where it was read from: the file, or JWT_SIGNING_KEYS.
+    origin: str = ""
+    # When its file was written (its modification time); unknown for JWT_SIGNING_KEYS.
+    created_at: datetime | None = None
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -58,6 +65,15 @@ class SigningKey:
         jwk: dict[str, Any] = dict(OKPAlgorithm.to_jwk(self.public_key, as_dict=True))
         jwk.update(kid=self.kid, alg=ALGORITHM, use="sig")
         return jwk
+
+    def thumbprint(self) -> str:
+        """The RFC 7638 thumbprint of the public key (SHA-256, base64url), which tells keys
+        apart whatever their kid."""
+        jwk = self.jwk()
+        members = {name: jwk[name] for name in ("crv", "kty", "x")}
+        canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
+        digest = hashlib.sha256(canonical).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 class KeyRing:
@@ -153,22 +169,24 @@ class KeyRing:
         return tuple(sorted(entries))
 
     def _load(self, listing: Listing) -> tuple[SigningKey, ...]:
-        pems: dict[str, tuple[str, bytes]] = {}  # kid -> (where it came from, PEM)
+        # kid -> (where it came from, PEM, when it was written)
+        pems: dict[str, tuple[str, bytes, datetime | None]] = {}
         if self._directory is not None:
-            for name, *_ in listing:
+            for name, _inode, _size, mtime_ns in listing:
                 path = self._directory / name
-                pems[path.stem] = (str(path), path.read_bytes())
+                written = datetime.fromtimestamp(mtime_ns / 1e9, UTC)
+                pems[path.stem] = (str(path), path.read_bytes(), written)
         for kid, pem in self._inline.items():
             if kid in pems:
                 raise SigningKeyError(
                     f"kid {kid!r} is in both JWT_SIGNING_KEYS_DIR and JWT_SIGNING_KEYS"
                 )
-            pems[kid] = ("JWT_SIGNING_KEYS", pem.encode())
-        keys = [_parse(kid, origin, pem) for kid, (origin, pem) in pems.items()]
+            pems[kid] = ("JWT_SIGNING_KEYS", pem.encode(), None)
+        keys = [_parse(kid, *found) for kid, found in pems.items()]
         return tuple(sorted(keys, key=lambda key: key.kid))
 
 
-def _parse(kid: str, origin: str, pem: bytes) -> SigningKey:
+def _parse(kid: str, origin: str, pem: bytes, created_at: datetime | None) -> SigningKey:
     if not _VALID_KID.fullmatch(kid):
         raise SigningKeyError(f"{origin}: kid {kid!r} must match {_VALID_KID.pattern}")
     try:
@@ -177,7 +195,7 @@ def _parse(kid: str, origin: str, pem: bytes) -> SigningKey:
         raise SigningKeyError(f"{origin}: not an unencrypted PEM private key ({error})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise SigningKeyError(f"{origin}: kid {kid!r} is not an Ed25519 key")
-    return SigningKey(kid=kid, private_key=key)
+    return SigningKey(kid=kid, private_key=key, origin=origin, created_at=created_at)
 
 
 def new_private_key_pem() -> bytes:

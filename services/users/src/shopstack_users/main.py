@@ -15,6 +15,7 @@ from shopstack_common.wsgi import ROUTE_ENVIRON_KEY, RequestContextMiddleware
 from shopstack_users import commands
 from shopstack_users.accounts.router import accounts, user_admin
 from shopstack_users.config import UsersSettings
+from shopstack_users.console import router as console
 from shopstack_users.keys import SigningKeyError
 from shopstack_users.openapi import UsersApi, install_document_route
 from shopstack_users.resources import Resources
@@ -61,6 +62,8 @@ def create_app(settings: UsersSettings | None = None) -> Flask:
         ops_blueprint(found.readiness_checks, metrics=settings.metrics_port is None)
     )
     install_problem_handlers(app, database_log=found.database_log)
+    # The admin console's pages under /admin (their errors are pages too).
+    console.install(app, settings)
     commands.register(app)
 
     @app.before_request

@@ -1,7 +1,7 @@
 """What the users service holds while it runs: the database engine and its sessions, Redis,
-the signing keys, the password hasher and the login throttle. Opened once per app (per
-gunicorn worker) in ``create_app``, closed in ``close``; the app keeps it as its one
-extension entry, read with ``resources()``."""
+the signing keys, the password hasher, the login throttle and the console's orders client.
+Opened once per app (per gunicorn worker) in ``create_app``, closed in ``close``; the app
+keeps it as its one extension entry, read with ``resources()``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import redis
 from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event, text
@@ -21,9 +22,11 @@ from shopstack_common.logs import BurstLogger
 from shopstack_common.settings import sqlalchemy_url
 from shopstack_users.best_effort_redis import BestEffortRedis
 from shopstack_users.config import UsersSettings
+from shopstack_users.console.orders_api import OrdersApi, client_credentials_token
 from shopstack_users.keys import KeyRing
 from shopstack_users.passwords import Passwords, make_hasher
 from shopstack_users.throttle import LoginThrottle
+from shopstack_users.tokens.service import Issuer
 
 EXTENSION_KEY = "shopstack_users"
 
@@ -42,6 +45,8 @@ class Resources:
     login_throttle: LoginThrottle
     # "PostgreSQL cannot answer" is logged here once per burst, and its end once.
     database_log: BurstLogger
+    # The admin console's way to a user's orders.
+    orders_api: OrdersApi
 
     @classmethod
     def open(cls, settings: UsersSettings) -> Resources:
@@ -77,26 +82,30 @@ class Resources:
         best_effort = BestEffortRedis(
             client, BurstLogger(logger, quiet_seconds=settings.fallback_log_quiet_seconds)
         )
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        login_throttle = LoginThrottle(
+            redis=best_effort,
+            passwords=passwords,
+            max_failures=settings.login_max_failures,
+            window_seconds=settings.login_failure_window_seconds,
+        )
         return cls(
             settings=settings,
             engine=engine,
-            sessions=sessionmaker(engine, expire_on_commit=False),
+            sessions=sessions,
             redis=best_effort,
             keys=keys,
             passwords=passwords,
-            login_throttle=LoginThrottle(
-                redis=best_effort,
-                passwords=passwords,
-                max_failures=settings.login_max_failures,
-                window_seconds=settings.login_failure_window_seconds,
-            ),
+            login_throttle=login_throttle,
             database_log=database_log,
+            orders_api=_orders_api(settings, sessions, keys, passwords, login_throttle),
         )
 
     def close(self) -> None:
         """Release the pooled connections (tests and the CLI create short-lived apps)."""
         self.engine.dispose()
         self.redis.client.close()
+        self.orders_api.close()
 
     def readiness_checks(self) -> Mapping[str, SyncCheck]:
         return {"postgres": self._ping_postgres, "redis": self.redis.client.ping}
@@ -113,3 +122,33 @@ def resources(app: Flask | None = None) -> Resources:
     """The resources of ``app``, by default the app handling the current request or command."""
     found: Resources = (app or current_app).extensions[EXTENSION_KEY]
     return found
+
+
+def _orders_api(
+    settings: UsersSettings,
+    sessions: sessionmaker[Session],
+    keys: KeyRing,
+    passwords: Passwords,
+    login_throttle: LoginThrottle,
+) -> OrdersApi:
+    http = None
+    if settings.console_orders_api_url:
+        http = httpx.Client(
+            base_url=settings.console_orders_api_url,
+            timeout=settings.console_orders_timeout_seconds,
+        )
+    issue_token = None
+    if settings.console_client_secret is not None:
+        issue_token = client_credentials_token(
+            sessions=sessions,
+            issuer=Issuer(
+                settings=settings, keys=keys, passwords=passwords, throttle=login_throttle
+            ),
+            client_id=settings.console_client_id,
+            client_secret=settings.console_client_secret.get_secret_value(),
+        )
+    return OrdersApi(
+        http=http,
+        issue_token=issue_token,
+        burst_log=BurstLogger(logger, quiet_seconds=settings.fallback_log_quiet_seconds),
+    )

@@ -24,6 +24,8 @@ from shopstack_devstack.settings import DevstackSettings
 # The admin `make up` creates when SHOPSTACK_ADMIN_EMAIL is not set: for development only.
 DEV_ADMIN_EMAIL = "admin@shopstack.local"
 DEV_ADMIN_PASSWORD = "shopstack-dev-admin"  # noqa: S105 - printed in the banner on purpose
+# The admin console's service client (it reads a user's orders through the gateway).
+DEV_CONSOLE_CLIENT_SECRET = "shopstack-dev-console-client"  # noqa: S105 - development only
 
 
 class StartupError(RuntimeError):
@@ -138,6 +140,10 @@ class Stack:
         if not os.environ.get("SHOPSTACK_ADMIN_EMAIL"):
             env["SHOPSTACK_ADMIN_EMAIL"] = DEV_ADMIN_EMAIL
             env["SHOPSTACK_ADMIN_PASSWORD"] = DEV_ADMIN_PASSWORD
+        if not os.environ.get("CONSOLE_CLIENT_SECRET"):
+            env["CONSOLE_CLIENT_SECRET"] = DEV_CONSOLE_CLIENT_SECRET
+        if not os.environ.get("CONSOLE_ORDERS_API_URL"):
+            env["CONSOLE_ORDERS_API_URL"] = f"http://127.0.0.1:{self.settings.gateway_port}"
         return env
 
     def _migrate(self) -> None:
@@ -260,6 +266,7 @@ class Stack:
             f"shopstack is up in {elapsed:.1f}s. Press Ctrl-C to stop.",
             f"  API (NGINX)   http://127.0.0.1:{s.nginx_port}",
             f"  API docs      http://127.0.0.1:{s.nginx_port}/docs",
+            f"  admin console http://127.0.0.1:{s.nginx_port}/admin",
             f"  gateway       http://127.0.0.1:{s.gateway_port}",
             f"  users         http://127.0.0.1:{s.users_port}",
             f"  orders        http://127.0.0.1:{s.orders_port}",

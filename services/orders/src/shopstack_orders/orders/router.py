@@ -110,14 +110,18 @@ async def place_order(
     response_model=Page[OrderPublic],
     responses={
         200: {"links": {"NextPage": next_page_link("list_orders", OrderListParams)}},
-        403: {"description": "`user_id` or `all_users` from a caller who is no administrator."},
+        403: {
+            "description": "`user_id` or `all_users` from a caller who is neither an "
+            "administrator nor a service client with the `orders:read` scope."
+        },
     },
 )
 async def list_orders(
     params: Annotated[OrderListParams, Query()], viewer: IdentityDep, session: SessionDep
 ) -> Page[OrderPublic]:
-    """The caller's orders, newest first. Administrators may ask for another user's
-    (``user_id``) or everyone's (``all_users``)."""
+    """The caller's orders, newest first. Administrators and service clients with the
+    ``orders:read`` scope may ask for another user's (``user_id``) or everyone's
+    (``all_users``)."""
     return await service.list_orders(session=session, viewer=viewer, params=params)
 
 

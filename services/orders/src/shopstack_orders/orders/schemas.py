@@ -97,10 +97,18 @@ class OrderListParams(BaseModel):
         default=None, description="Only orders created before this instant."
     )
     user_id: uuid.UUID | None = Field(
-        default=None, description="Administrators: another user's orders instead of their own."
+        default=None,
+        description=(
+            "Administrators and service clients with the orders:read scope: this user's "
+            "orders instead of the caller's own."
+        ),
     )
     all_users: bool = Field(
-        default=False, description="Administrators: every user's orders instead of their own."
+        default=False,
+        description=(
+            "Administrators and service clients with the orders:read scope: every user's "
+            "orders instead of the caller's own."
+        ),
     )
 
 

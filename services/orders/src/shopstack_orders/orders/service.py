@@ -279,21 +279,30 @@ async def get_order(*, session: AsyncSession, viewer: Identity, order_id: uuid.U
     return OrderPublic.model_validate(order)
 
 
+# A service client whose token carries this scope reads anyone's orders (the users
+# service's admin console shows a user's recent orders with one).
+READ_ALL_SCOPE = "orders:read"
+
+
 def _admin_only_filter(name: str) -> ProblemError:
     return ProblemError(
         FORBIDDEN,
-        f"Only administrators may filter by {name}.",
+        f"Only administrators and service clients with {READ_ALL_SCOPE} may filter by {name}.",
         errors=[{"field": name, "location": "query", "message": "administrators only"}],
     )
 
 
+def _reads_all_orders(viewer: Identity) -> bool:
+    return viewer.is_admin or (viewer.user_id is None and READ_ALL_SCOPE in viewer.scopes)
+
+
 def _owner_filter(viewer: Identity, params: OrderListParams) -> tuple[str, ColumnElement[bool]]:
     if params.all_users:
-        if not viewer.is_admin:
+        if not _reads_all_orders(viewer):
             raise _admin_only_filter("all_users")
         return "*", true()
     if params.user_id is not None and params.user_id != viewer.user_id:
-        if not viewer.is_admin:
+        if not _reads_all_orders(viewer):
             raise _admin_only_filter("user_id")
         return str(params.user_id), Order.user_id == params.user_id
     if viewer.user_id is None:

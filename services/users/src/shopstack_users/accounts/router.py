@@ -22,6 +22,7 @@ from shopstack_common.problems import (
     TOO_MANY_FAILED_LOGINS,
     USER_REQUIRED,
     VALIDATION,
+    ProblemError,
 )
 from shopstack_users import authz
 from shopstack_users.accounts import service
@@ -36,6 +37,7 @@ from shopstack_users.accounts.schemas import (
     UserPageSchema,
     UserPublicSchema,
 )
+from shopstack_users.audit import service as audit
 from shopstack_users.authz import Action, Permission
 from shopstack_users.blueprint import Blueprint
 from shopstack_users.openapi import BEARER, problem_responses
@@ -51,6 +53,24 @@ user_admin = Blueprint(
 # What any route with a JSON body can answer besides its own problems.
 BODY_PROBLEMS = (MALFORMED_REQUEST, BODY_TOO_LARGE, VALIDATION, DATABASE_UNAVAILABLE)
 USER_ID = {"path.user_id": "$response.body#/id"}
+
+
+def _actor() -> audit.Actor:
+    """The caller of an admin route, for the audit trail: a user by email, or a client."""
+    identity = authz.current_identity()
+    email = None
+    if identity.user_id is not None:
+        found = resources()
+        try:
+            email = service.get_user_view(
+                sessions=found.sessions,
+                redis_cache=found.redis,
+                user_id=identity.user_id,
+                ttl_seconds=found.settings.user_cache_ttl_seconds,
+            ).email
+        except ProblemError:
+            email = None  # the caller's own account is gone; the id says who it was
+    return audit.Actor.of_identity(identity, email=email, address=request.remote_addr)
 
 
 @accounts.post("/auth/register")
@@ -214,7 +234,11 @@ def update_user(changes: dict[str, Any], user_id: uuid.UUID) -> User:
     Deactivating revokes the user's refresh tokens; the last active admin stays active."""
     found = resources()
     return service.update_user(
-        sessions=found.sessions, redis_cache=found.redis, user_id=user_id, **changes
+        sessions=found.sessions,
+        redis_cache=found.redis,
+        actor=_actor(),
+        user_id=user_id,
+        **changes,
     )
 
 
@@ -231,7 +255,9 @@ def update_user(changes: dict[str, Any], user_id: uuid.UUID) -> User:
 def delete_user(user_id: uuid.UUID) -> None:
     """Delete a user (admin)"""
     found = resources()
-    service.delete_user(sessions=found.sessions, redis_cache=found.redis, user_id=user_id)
+    service.delete_user(
+        sessions=found.sessions, redis_cache=found.redis, actor=_actor(), user_id=user_id
+    )
 
 
 @user_admin.put("/<uuid:user_id>/roles")
@@ -253,6 +279,7 @@ def set_roles(payload: dict[str, Any], user_id: uuid.UUID) -> User:
     return service.set_roles(
         sessions=found.sessions,
         redis_cache=found.redis,
+        actor=_actor(),
         user_id=user_id,
         roles=payload["roles"],
     )

@@ -31,6 +31,7 @@ from shopstack_common.problems import (
     validation_error,
 )
 from shopstack_users.accounts.models import ADMIN, CUSTOMER, User
+from shopstack_users.audit import service as audit
 from shopstack_users.best_effort_redis import BestEffortRedis
 from shopstack_users.metrics import PASSWORD_REHASHES
 from shopstack_users.passwords import Passwords, policy_violation
@@ -260,12 +261,16 @@ def update_profile(
     return user
 
 
-def revoke_all_refresh_tokens(*, session: Session, user_id: uuid.UUID) -> None:
-    session.execute(
+def revoke_all_refresh_tokens(*, session: Session, user_id: uuid.UUID) -> int:
+    """Revoke every refresh token of the user; returns how many token families (sign-ins)
+    that ended."""
+    families = session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=func.now())
-    )
+        .returning(RefreshToken.family_id)
+    ).scalars()
+    return len(set(families))
 
 
 # -- administration --------------------------------------------------------------------------
@@ -339,36 +344,54 @@ def _guard_last_admin(session: Session, user: User, *, keeps_admin: bool) -> Non
             raise last_admin()
 
 
-def _locked_user(session: Session, user_id: uuid.UUID) -> User:
+def locked_user(session: Session, user_id: uuid.UUID) -> User:
     user = session.get(User, user_id, with_for_update=True)
     if user is None:
         raise no_such_user()
     return user
 
 
+def user_target(user: User) -> audit.Target:
+    return audit.Target(type="user", id=str(user.id), label=user.email)
+
+
 def update_user(
     *,
     sessions: Sessions,
     redis_cache: BestEffortRedis,
+    actor: audit.Actor,
     user_id: uuid.UUID,
     email: str | None = None,
     full_name: str | None = None,
     is_active: bool | None = None,
 ) -> User:
+    """An admin's change; each real change is recorded in the audit trail with the values
+    before and after."""
     try:
         with sessions.begin() as session:
-            user = _locked_user(session, user_id)
+            user = locked_user(session, user_id)
+            target = user_target(user)
             if is_active is False:
                 _guard_last_admin(session, user, keeps_admin=False)
-            if email is not None:
+            changes: dict[str, dict[str, str]] = {}
+            if email is not None and normalise_email(email) != user.email:
+                changes["email"] = {"before": user.email, "after": normalise_email(email)}
                 user.email = normalise_email(email)
-            if full_name is not None:
+            if full_name is not None and full_name.strip() != user.full_name:
+                changes["full_name"] = {"before": user.full_name, "after": full_name.strip()}
                 user.full_name = full_name.strip()
-            if is_active is not None:
-                if not is_active and user.is_active:
-                    # Flushes the changes above first: a taken email fails here already.
-                    revoke_all_refresh_tokens(session=session, user_id=user.id)
+            if changes:
+                # Flushed now: a taken email fails before anything is recorded.
+                session.flush()
+                audit.record(session, actor, "user.updated", target, changes)
+            if is_active is not None and is_active != user.is_active:
+                families = 0
+                if not is_active:
+                    families = revoke_all_refresh_tokens(session=session, user_id=user.id)
                 user.is_active = is_active
+                action = "user.enabled" if is_active else "user.disabled"
+                details = {} if is_active else {"refresh_token_families_revoked": families}
+                audit.record(session, actor, action, user_target(user), details)
     except IntegrityError as error:
         if _is_email_taken(error):
             raise email_taken() from error
@@ -378,21 +401,40 @@ def update_user(
 
 
 def set_roles(
-    *, sessions: Sessions, redis_cache: BestEffortRedis, user_id: uuid.UUID, roles: Sequence[str]
+    *,
+    sessions: Sessions,
+    redis_cache: BestEffortRedis,
+    actor: audit.Actor,
+    user_id: uuid.UUID,
+    roles: Sequence[str],
 ) -> User:
     with sessions.begin() as session:
-        user = _locked_user(session, user_id)
+        user = locked_user(session, user_id)
         _guard_last_admin(session, user, keeps_admin=ADMIN in roles)
-        user.roles = sorted(set(roles))
+        before, after = sorted(user.roles), sorted(set(roles))
+        if before != after:
+            user.roles = after
+            audit.record(
+                session,
+                actor,
+                "user.roles_set",
+                user_target(user),
+                {"before": before, "after": after},
+            )
     invalidate(redis_cache=redis_cache, user_id=user.id)
     return user
 
 
-def delete_user(*, sessions: Sessions, redis_cache: BestEffortRedis, user_id: uuid.UUID) -> None:
-    """Deletes the user and, by cascade, their refresh tokens."""
+def delete_user(
+    *, sessions: Sessions, redis_cache: BestEffortRedis, actor: audit.Actor, user_id: uuid.UUID
+) -> None:
+    """Deletes the user and, by cascade, their refresh tokens and console sessions."""
     with sessions.begin() as session:
-        user = _locked_user(session, user_id)
+        user = locked_user(session, user_id)
         _guard_last_admin(session, user, keeps_admin=False)
+        audit.record(
+            session, actor, "user.deleted", user_target(user), {"roles": sorted(user.roles)}
+        )
         session.delete(user)
     invalidate(redis_cache=redis_cache, user_id=user_id)
 

@@ -34,6 +34,7 @@ from shopstack_common.problems import (
 )
 from shopstack_users.accounts.models import User
 from shopstack_users.accounts.service import authenticate
+from shopstack_users.audit import service as audit
 from shopstack_users.config import UsersSettings
 from shopstack_users.keys import ALGORITHM, KeyRing
 from shopstack_users.metrics import REFRESH_TOKEN_REUSE, TOKENS_ISSUED
@@ -321,10 +322,19 @@ def revoke(*, sessions: Sessions, token: str) -> None:
 # -- service clients -------------------------------------------------------------------------
 
 
+def _client_target(client_id: str) -> audit.Target:
+    return audit.Target(type="client", id=client_id, label=client_id)
+
+
+def _no_such_client(client_id: str) -> ProblemError:
+    return ProblemError(NOT_FOUND, f"No client {client_id!r}.")
+
+
 def create_client(
     *,
     sessions: Sessions,
     passwords: Passwords,
+    actor: audit.Actor,
     client_id: str,
     scopes: Iterable[str],
     description: str = "",
@@ -347,9 +357,62 @@ def create_client(
     try:
         with sessions.begin() as session:
             session.add(client)
+            # Flushed here, so a taken id fails before the event is recorded.
+            session.flush()
+            audit.record(
+                session,
+                actor,
+                "client.created",
+                _client_target(client_id),
+                {"scopes": scope_list, "description": description},
+            )
     except IntegrityError as error:
-        raise ProblemError(CONFLICT, f"Client {client_id!r} already exists.") from error
+        raise ProblemError(
+            CONFLICT,
+            f"Client {client_id!r} already exists.",
+            errors=[{"field": "client_id", "location": "body", "message": "already exists"}],
+        ) from error
     return client, secret
+
+
+def rotate_client_secret(
+    *, sessions: Sessions, passwords: Passwords, actor: audit.Actor, client_id: str
+) -> str:
+    """Give the client a new secret (returned, shown once); the old one stops working at
+    once. Access tokens issued before stay valid until they expire."""
+    secret = secrets.token_urlsafe(32)
+    secret_hash = passwords.hash(secret)
+    with sessions.begin() as session:
+        client = session.get(ServiceClient, client_id, with_for_update=True)
+        if client is None:
+            raise _no_such_client(client_id)
+        client.secret_hash = secret_hash
+        audit.record(session, actor, "client.secret_rotated", _client_target(client_id))
+    return secret
+
+
+def ensure_client(
+    *, sessions: Sessions, passwords: Passwords, client_id: str, secret: str, scopes: Iterable[str]
+) -> bool:
+    """Make sure ``client_id`` exists with this secret and these scopes (a deployment's own
+    client, configured rather than created by someone); returns whether anything changed.
+    Idempotent: a secret that still verifies is not hashed again."""
+    wanted = sorted(set(scopes))
+    with sessions.begin() as session:
+        client = session.get(ServiceClient, client_id)
+        stored_hash = client.secret_hash if client else None
+    # argon2 runs outside the transactions, so no connection is held through it.
+    if client is not None and client.scopes == wanted and passwords.verify(stored_hash, secret):
+        return False
+    secret_hash = passwords.hash(secret)
+    with sessions.begin() as session:
+        client = session.get(ServiceClient, client_id, with_for_update=True)
+        if client is None:
+            session.add(ServiceClient(client_id=client_id, secret_hash=secret_hash, scopes=wanted))
+        else:
+            client.secret_hash = secret_hash
+            client.scopes = wanted
+    return True
 
 
 def list_clients(*, sessions: Sessions) -> list[ServiceClient]:
@@ -358,9 +421,12 @@ def list_clients(*, sessions: Sessions) -> list[ServiceClient]:
         return list(session.execute(query).scalars())
 
 
-def delete_client(*, sessions: Sessions, client_id: str) -> None:
+def delete_client(*, sessions: Sessions, actor: audit.Actor, client_id: str) -> None:
     with sessions.begin() as session:
         client = session.get(ServiceClient, client_id)
         if client is None:
-            raise ProblemError(NOT_FOUND, f"No client {client_id!r}.")
+            raise _no_such_client(client_id)
         session.delete(client)
+        audit.record(
+            session, actor, "client.deleted", _client_target(client_id), {"scopes": client.scopes}
+        )
