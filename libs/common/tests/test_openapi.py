@@ -53,3 +53,12 @@ def test_every_error_is_the_shared_problem() -> None:
 def test_framework_error_schemas_give_way_to_the_problem() -> None:
     schemas = document_problems(_document())["components"]["schemas"]
     assert sorted(schemas) == ["FieldError", "Problem", "Thing"]
+
+
+def test_an_error_of_another_media_type_keeps_it() -> None:
+    oauth_error = {
+        "description": "RFC 6749 error",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OAuthError"}}},
+    }
+    document = {"paths": {"/token": {"post": {"responses": {"400": oauth_error}}}}}
+    assert document_problems(document)["paths"]["/token"]["post"]["responses"]["400"] == oauth_error

@@ -116,7 +116,11 @@ def document_problems(document: Document, statuses_of: StatusesOf | None = None)
     """Make every error response of ``document`` a shared ``Problem`` (in place; returned).
 
     ``statuses_of(path, method, operation)`` names statuses to add to an operation beyond the
-    ones it already documents (for example what a middleware answers for every route)."""
+    ones it already documents (for example what a middleware answers for every route).
+
+    An error response that declares a media type of its own keeps it (the token endpoint's
+    RFC 6749 errors are ``application/json``, as its §5.2 asks); only a framework's stock
+    validation error is replaced."""
     for path, method, operation in operations(document):
         responses: dict[str, Any] = operation.setdefault("responses", {})
         # Frameworks key responses by string ("422") or by number; make them all strings.
@@ -128,7 +132,8 @@ def document_problems(document: Document, statuses_of: StatusesOf | None = None)
         for status in sorted(wanted):
             key = str(status)
             existing = responses.get(key) or {}
-            responses[key] = problem_response(status, existing.get("description"))
+            if not _declares_its_own_media_type(existing):
+                responses[key] = problem_response(status, existing.get("description"))
     components: dict[str, Any] = document.setdefault("components", {})
     schemas: dict[str, Any] = components.setdefault("schemas", {})
     for name in FRAMEWORK_ERROR_SCHEMAS:
@@ -136,6 +141,17 @@ def document_problems(document: Document, statuses_of: StatusesOf | None = None)
             del schemas[name]
     schemas.update(copy.deepcopy(PROBLEM_SCHEMAS))
     return document
+
+
+def _declares_its_own_media_type(response: Mapping[str, Any]) -> bool:
+    content = response.get("content")
+    if not isinstance(content, dict) or not content or PROBLEM_CONTENT_TYPE in content:
+        return False
+    framework = {f"#/components/schemas/{name}" for name in FRAMEWORK_ERROR_SCHEMAS}
+    return not any(
+        isinstance(media, dict) and (media.get("schema") or {}).get("$ref") in framework
+        for media in content.values()
+    )
 
 
 def _referenced(node: Any, ref: str) -> bool:

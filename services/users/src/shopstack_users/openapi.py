@@ -18,8 +18,8 @@ from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Flask, Response, json
 from flask_smorest import Api
 
-from shopstack_common.openapi import document_problems, operations
-from shopstack_common.problems import PROBLEM_CONTENT_TYPE, ProblemType
+from shopstack_common.openapi import document_problems
+from shopstack_common.problems import ProblemType
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 DOCUMENT_PATH = "/openapi.json"
@@ -69,18 +69,7 @@ def problem_responses(*problems: ProblemType) -> dict[str, Any]:
 
 def build_document(api: Api) -> dict[str, Any]:
     document: dict[str, Any] = api.spec.to_dict()
-    declared = {
-        (path, method, status): response
-        for path, method, operation in operations(document)
-        for status, response in operation.get("responses", {}).items()
-        if str(status).isdigit()
-        and int(status) >= 400
-        and response.get("content")
-        and PROBLEM_CONTENT_TYPE not in response["content"]
-    }
     document_problems(document)
-    for (path, method, status), response in declared.items():
-        document["paths"][path][method]["responses"][str(status)] = response
     # flask-smorest's stock error responses and pagination schema are not used here: drop
     # what nothing refers to any more.
     components = document.get("components", {})
