@@ -13,6 +13,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -41,7 +42,23 @@ class Servers:
     detail: str
 
 
+def _unix_socket_accepts(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(3)
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+        return True
+
+
 def docker_answers() -> bool:
+    # The Docker SDK leaves its socket open when it cannot connect to a local engine (the
+    # socket is made, the connect fails, nobody closes it); so a local socket is tried here
+    # first, and closed.
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not _unix_socket_accepts(host.removeprefix("unix://")):
+        return False
     try:
         import docker
 
