@@ -9,6 +9,9 @@ A test that uses ``database_url`` or ``redis_url`` is marked ``integration`` aut
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,7 +47,26 @@ SCHEMAS = (
 _STATE_KEY = pytest.StashKey[dict[str, str]]()
 
 
+def _own_basetemp(config: pytest.Config) -> None:
+    """As root, every run's temporary tree lives in a folder of its own, outside
+    ``pytest-of-root``. Embedded PostgreSQL runs as its own user and must traverse the tree
+    to its data; pytest resets ``pytest-of-root`` to 0700 at the start of every session, so a
+    second run on the machine would cut off the first one's servers mid-test. Folders of
+    runs that have ended are removed here."""
+    if os.geteuid() != 0 or config.option.basetemp is not None:
+        return
+    runs = Path(tempfile.gettempdir()) / "shopstack-pytest"
+    runs.mkdir(mode=0o755, exist_ok=True)
+    runs.chmod(0o755)
+    for run in runs.glob("run-*"):
+        pid = run.name.removeprefix("run-")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(run, ignore_errors=True)
+    config.option.basetemp = str(runs / f"run-{os.getpid()}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _own_basetemp(config)
     try:
         backend = choose_backend()
     except BackendError as error:
