@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import uuid
 from html.parser import HTMLParser
 
@@ -20,6 +21,23 @@ class _Assets(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.urls += [value for name, value in attrs if name in {"src", "href"} and value]
+
+
+def _raw(url: str, headers: bytes) -> httpx.Response:
+    """A request httpx would not send, written to NGINX's socket as bytes."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"POST /api/v1/products HTTP/1.1\r\n" + headers + b"Connection: close\r\n\r\n")
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *fields = head.decode("latin-1").split("\r\n")
+    return httpx.Response(
+        int(status_line.split()[1]),
+        headers=[tuple(field.split(": ", 1)) for field in fields],
+        content=body,
+    )
 
 
 def test_docs_openapi_and_edge_rules_through_nginx(platform) -> None:  # type: ignore[no-untyped-def]
@@ -76,6 +94,25 @@ def test_docs_openapi_and_edge_rules_through_nginx(platform) -> None:  # type: i
             assert described.json()["title"] == problem["title"], problem
             assert described.json()["status"] == answer.status_code
         assert (too_large.status_code, hidden.status_code, unknown.status_code) == (413, 404, 404)
+
+        # What NGINX refuses before any location is chosen speaks problem+json too.
+        trace = client.request("TRACE", "/api/v1/products")
+        assert trace.status_code == 405
+        assert "GET" in trace.headers["allow"]
+        refusals = [
+            ("method-not-allowed", trace),
+            ("uri-too-long", client.get("/api/v1/products?q=" + "a" * 9000)),
+            ("not-found", client.get("/_edge/body-too-large")),
+            ("malformed-request", _raw(platform.url, b"Host: a\r\nHost: b\r\n")),
+            # A header too large is answered as a request line too long.
+            ("uri-too-long", client.get("/", headers={"X-Padding": "a" * 9000})),
+            ("not-implemented", _raw(platform.url, b"Host: a\r\nTransfer-Encoding: gzip\r\n")),
+        ]
+        for slug, answer in refusals:
+            assert answer.headers["content-type"] == "application/problem+json", slug
+            problem = answer.json()
+            assert problem["type"] == f"/problems/{slug}", problem
+            assert problem["status"] == answer.status_code == slugs[slug]["status"], problem
         assert {"body-too-large", "gateway-unavailable", "authentication-required"} <= set(slugs)
         page = client.get("/problems/out-of-stock", headers={"Accept": "text/html"})
         assert page.headers["content-type"].startswith("text/html")
