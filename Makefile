@@ -83,6 +83,10 @@ chromium: ## Debian's chromium for the browser tests, installed with apt-get whe
 test-browser: $(VENV_STAMP) chromium ## the admin console in headless Chromium against make up through NGINX (screenshots: test-results/browser/)
 	SHOPSTACK_CHROMIUM=$(CHROMIUM) $(call PYTEST_TIER,-m browser tests/e2e/browser)
 
+.PHONY: test-contract
+test-contract: $(VENV_STAMP) ## the API contract: schemathesis run over the merged document through NGINX, as a customer and an admin (reports: test-results/contract/)
+	$(call PYTEST_TIER,-m contract tests/e2e/test_api_contract.py)
+
 .PHONY: bench-gateway
 bench-gateway: $(VENV_STAMP) ## gateway overhead: a cached product read, direct vs through the gateway (wrk)
 	@$(MAKE) wrk
@@ -155,6 +159,7 @@ ci: ## what CI runs: lint, types, every test on embedded servers, then the conta
 	$(MAKE) lint
 	SHOPSTACK_TEST_BACKEND=embedded $(MAKE) test
 	$(MAKE) test-browser
+	$(MAKE) test-contract
 	$(MAKE) airgap-images
 	set -a && . $(AIRGAP)/images.env && set +a && \
 	  $(MAKE) test-containers && $(MAKE) test-images && $(MAKE) test-rehearse

@@ -21,6 +21,8 @@ class LocalPlatform:
 
     data_dir: Path
     ports: dict[str, int]
+    # Settings the services read from the environment, as an operator would set them.
+    extra_env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
 
@@ -34,7 +36,7 @@ class LocalPlatform:
         env["SHOPSTACK_LOG_FORMAT"] = "json"
         for name, port in self.ports.items():
             env[f"SHOPSTACK_{name.upper()}_PORT"] = str(port)
-        return env
+        return env | self.extra_env
 
     def start(self, *args: str, timeout: float = 180) -> None:
         self.output.clear()
@@ -72,9 +74,10 @@ class LocalPlatform:
         return "".join(self.output)
 
 
-def _platform(data_dir: Path) -> Iterator[LocalPlatform]:
+def _platform(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[LocalPlatform]:
     names = ("nginx", "gateway", "users", "orders", "postgres", "redis")
-    stack = LocalPlatform(data_dir=data_dir, ports={n: free_port() for n in names})
+    ports = {n: free_port() for n in names}
+    stack = LocalPlatform(data_dir=data_dir, ports=ports, extra_env=extra_env or {})
     yield stack
     if stack.process is not None and stack.process.poll() is None:
         stack.stop(signal.SIGKILL)

@@ -22,13 +22,7 @@ from schemathesis.engine.run import PhaseName
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.python.asgi import shutdown_lifespans
 
-from shopstack_common.problems import (
-    IDEMPOTENCY_KEY_REUSED,
-    INVALID_CURSOR,
-    MIXED_CURRENCIES,
-    PRODUCT_NOT_ORDERABLE,
-    STOCK_LIMIT,
-)
+from shopstack_common.problems import STATE_DEPENDENT
 from shopstack_orders.main import create_app
 
 if TYPE_CHECKING:
@@ -131,21 +125,10 @@ class FuzzReport:
     stateful_ran: bool = False
 
 
-# The 422s of the registry that refuse requests the schema accepts, by what no schema can know:
-# what the database holds (an unknown or retired product, mixed currencies, a stock at its
-# ceiling, an Idempotency-Key used for another payload) or what the service issued (a
-# cursor). positive_data_acceptance stays on for everything else: a 422 `validation` for a
-# request the schema accepts is still a failure, as is any other status it does not allow.
-STATE_DEPENDENT_422 = frozenset(
-    problem.type_uri
-    for problem in (
-        PRODUCT_NOT_ORDERABLE,
-        MIXED_CURRENCIES,
-        STOCK_LIMIT,
-        IDEMPOTENCY_KEY_REUSED,
-        INVALID_CURSOR,
-    )
-)
+# positive_data_acceptance stays on for everything but the registry's state-dependent 422s: a
+# 422 `validation` for a request the schema accepts is still a failure, as is any other
+# status it does not allow.
+STATE_DEPENDENT_422 = frozenset(problem.type_uri for problem in STATE_DEPENDENT)
 
 
 def is_a_failure(

@@ -333,6 +333,13 @@ OVERVIEW_UNAVAILABLE = _register(
     "None of the services the overview is made from answered.",
 )
 
+# The refusals of requests their schema accepts, for what no schema can say: what the
+# database holds (an unknown or retired product, mixed currencies, a stock at its ceiling,
+# an Idempotency-Key used for other data) or what the service issued (a cursor). A contract
+# test accepts these and nothing else for a request valid by its document.
+STATE_DEPENDENT = frozenset(
+    {PRODUCT_NOT_ORDERABLE, MIXED_CURRENCIES, STOCK_LIMIT, IDEMPOTENCY_KEY_REUSED, INVALID_CURSOR}
+)
 
 _BY_STATUS = {
     400: MALFORMED_REQUEST,
