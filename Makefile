@@ -152,7 +152,7 @@ test-containers: $(VENV_STAMP) ## integration tests on testcontainers (needs a D
 
 .PHONY: test-rehearse
 test-rehearse: $(VENV_STAMP) ## the deploy rehearsal's own tests: small manifests on a Docker engine (fails without one)
-	$(call PYTEST_TIER,tools/rehearse/tests)
+	$(call PYTEST_TIER,-m rehearse tools/rehearse/tests)
 
 .PHONY: ci
 ci: ## what CI runs: lint, types, every test on embedded servers, then the container tiers
