@@ -366,6 +366,55 @@ def test_dev_mode_makes_every_secret_and_production_none(render: Render) -> None
     assert len(value(name("users-admin"), "password")) == 24
 
 
+CONSOLE_ON = {"users.console.enabled": "true"}
+
+
+def test_the_console_is_off_unless_asked_for(render: Render) -> None:
+    docs = render("dev")
+    (container,) = containers(named(docs, "Deployment", name("users")))
+    assert not [v for v in env_of(container) if v.startswith("CONSOLE_")]
+    assert not [k for k in named(docs, "ConfigMap", name("users"))["data"] if "CONSOLE" in k]
+
+
+def test_the_console_gets_its_secrets_and_reads_orders_through_the_gateway(
+    render: Render,
+) -> None:
+    docs = render("dev", CONSOLE_ON)
+    secret = named(docs, "Secret", name("users-console"))
+    assert len(base64.b64decode(secret["data"]["secret-key"])) == 48
+    assert len(base64.b64decode(secret["data"]["client-secret"])) == 32
+    (container,) = containers(named(docs, "Deployment", name("users")))
+    env = env_of(container)
+    for variable, key in (
+        ("CONSOLE_SECRET_KEY", "secret-key"),
+        ("CONSOLE_CLIENT_SECRET", "client-secret"),
+    ):
+        assert env[variable]["valueFrom"]["secretKeyRef"] == {
+            "name": name("users-console"),
+            "key": key,
+        }
+    config = named(docs, "ConfigMap", name("users"))["data"]
+    assert config["CONSOLE_ORDERS_API_URL"] == f"http://{name('gateway')}:8000"
+    read = _variables_read(UsersSettings)
+    assert {"CONSOLE_SECRET_KEY", "CONSOLE_CLIENT_SECRET", "CONSOLE_ORDERS_API_URL"} <= read
+    # migrate sets up the console's service client with the same secret.
+    (migrate,) = pod_spec(named(docs, "Job", name("users-migrate")))["containers"]
+    assert env_of(migrate)["CONSOLE_CLIENT_SECRET"] == env["CONSOLE_CLIENT_SECRET"]
+    # Operators reach it by port-forwarding the gateway; no route sends the public there.
+    (ingress,) = of_kind(docs, "Ingress")
+    paths = {p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert not [path for path in paths if path.startswith("/admin")]
+
+
+def test_a_console_secret_made_beforehand_is_used_and_none_is_made(render: Render) -> None:
+    docs = render("production", {**CONSOLE_ON, "users.console.existingSecret": "console"})
+    assert of_kind(docs, "Secret") == []
+    (container,) = containers(named(docs, "Deployment", name("users")))
+    assert env_of(container)["CONSOLE_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "console"
+    hooks = {job["metadata"]["annotations"]["helm.sh/hook"] for job in of_kind(docs, "Job")}
+    assert hooks == {"pre-install,pre-upgrade"}
+
+
 def test_migrations_run_before_the_pods_in_production(render: Render) -> None:
     docs = render("production")
     jobs = {j["metadata"]["name"]: j for j in of_kind(docs, "Job")}

@@ -303,3 +303,12 @@ def test_no_route_reaches_a_metrics_port(render: Render, values: str) -> None:
         text = str(doc)
         for private in ("/metrics", "/readyz", "/healthz", "/admin"):
             assert private not in text
+
+
+@pytest.mark.parametrize("console", [False, True])
+def test_users_reaches_the_gateway_only_for_its_console(render: Render, console: bool) -> None:
+    docs = render("dev", {"users.console.enabled": str(console).lower()})
+    cluster, pods = Cluster(of_kind(docs, "NetworkPolicy")), _pods(docs)
+    assert cluster.allows(pods["users"], pods["gateway"], 8000) is console
+    # Its orders still come through the gateway only.
+    assert not cluster.allows(pods["users"], pods["orders"], 8000)

@@ -9,7 +9,8 @@ post-install instead, and the Job waits for PostgreSQL. Upgrades are pre-upgrade
 */}}
 {{- define "shopstack.migrations.hookEvents" -}}
 {{- $generatedAdmin := and .Values.users.bootstrapAdmin.enabled (not .Values.users.bootstrapAdmin.existingSecret) -}}
-{{- if or .Values.postgresql.enabled .Values.redis.enabled $generatedAdmin -}}
+{{- $generatedConsole := and .Values.users.console.enabled (not .Values.users.console.existingSecret) -}}
+{{- if or .Values.postgresql.enabled .Values.redis.enabled $generatedAdmin $generatedConsole -}}
 post-install,pre-upgrade
 {{- else -}}
 pre-install,pre-upgrade

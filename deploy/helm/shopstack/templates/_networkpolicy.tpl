@@ -119,5 +119,6 @@ PostgreSQL, Redis and the OTLP endpoint.
     {{- with include "shopstack.netpol.databaseEgress" .root | trim }}{{ . | nindent 4 }}{{ end }}
     {{- with include "shopstack.netpol.redisEgress" .root | trim }}{{ . | nindent 4 }}{{ end }}
     {{- with include "shopstack.netpol.telemetryEgress" .root | trim }}{{ . | nindent 4 }}{{ end }}
+    {{- with .extraEgress }}{{ . | nindent 4 }}{{ end }}
 {{- end }}
 {{- end -}}

@@ -74,6 +74,10 @@ given fresh value. Takes (dict "root" . "name" secretName "key" key "fresh" plai
 {{- .Values.users.bootstrapAdmin.existingSecret | default (printf "%s-admin" (include "shopstack.componentName" (dict "root" . "component" "users"))) -}}
 {{- end -}}
 
+{{- define "shopstack.console.secretName" -}}
+{{- .Values.users.console.existingSecret | default (printf "%s-console" (include "shopstack.componentName" (dict "root" . "component" "users"))) -}}
+{{- end -}}
+
 {{/*
 The checksum of a Secret's data for a pod annotation, so a changed Secret rolls the pods on
 the next `helm upgrade`: the live data where it can be read, else nothing to compare.
