@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import datetime
+import http.client
 import os
 import shutil
 import signal
 import sys
-import threading
 import time
-import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from shopstack_devstack.logview import LogView
 from shopstack_devstack.nginx import LocalNginx
 from shopstack_devstack.ports import port_in_use
 from shopstack_devstack.postgres import EmbeddedPostgres
-from shopstack_devstack.processes import Child, Supervisor
+from shopstack_devstack.processes import Child, StartupError, Supervisor
 from shopstack_devstack.redis_server import EmbeddedRedis
 from shopstack_devstack.settings import DevstackSettings
 
@@ -26,10 +26,6 @@ DEV_ADMIN_EMAIL = "admin@shopstack.local"
 DEV_ADMIN_PASSWORD = "shopstack-dev-admin"  # noqa: S105 - printed in the banner on purpose
 # The admin console's service client (it reads a user's orders through the gateway).
 DEV_CONSOLE_CLIENT_SECRET = "shopstack-dev-console-client"  # noqa: S105 - development only
-
-
-class StartupError(RuntimeError):
-    pass
 
 
 def ensure_dev_signing_key(keys_dir: Path) -> Path:
@@ -52,22 +48,17 @@ def ensure_dev_signing_key(keys_dir: Path) -> Path:
     return keys_dir
 
 
-def wait_http_ok(url: str, child: Child, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if not child.alive:
-            raise StartupError(f"{child.name} exited while starting:\n{''.join(child.tail)}")
+def http_ok(url: str) -> Callable[[], bool]:
+    """Whether ``url`` answers 200 now (one short try)."""
+
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as error:
-            last = f"HTTP {error.code}"
-        except OSError as error:
-            last = str(error)
-        time.sleep(0.2)
-    raise StartupError(f"{child.name} not ready at {url} after {timeout:.0f}s ({last})")
+                return bool(response.status == 200)
+        except (OSError, http.client.HTTPException):  # HTTPError included: not ready yet
+            return False
+
+    return answers
 
 
 class Stack:
@@ -107,7 +98,7 @@ class Stack:
         child = self.supervisor.start(
             Child("postgres", pg.command(), user=pg.run_as_uid, stop_signal=signal.SIGINT)
         )
-        pg.wait_ready(self.settings.start_timeout_seconds, alive=lambda: child.alive)
+        pg.wait_ready(self.settings.start_timeout_seconds, alive=self._alive(child))
         pg.ensure_database()
         self.database_url = pg.url
 
@@ -117,8 +108,22 @@ class Stack:
             return
         rd = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis_port)
         child = self.supervisor.start(Child("redis", rd.command()))
-        rd.wait_ready(self.settings.start_timeout_seconds, alive=lambda: child.alive)
+        rd.wait_ready(self.settings.start_timeout_seconds, alive=self._alive(child))
         self.redis_url = rd.url
+
+    def _alive(self, child: Child) -> Callable[[], bool]:
+        """For a wait loop: whether ``child`` still runs, and a stop asked for ends the wait."""
+
+        def alive() -> bool:
+            self.supervisor.stop.check()
+            return child.alive
+
+        return alive
+
+    def _wait_ready(self, child: Child, url: str) -> None:
+        self.supervisor.wait_until(
+            http_ok(url), child=child, timeout=self.settings.start_timeout_seconds, what=url
+        )
 
     def _service_env(self) -> dict[str, str]:
         assert self.database_url
@@ -187,8 +192,8 @@ class Stack:
             {**self._users_env(), "WEB_THREADS": str(s.users_threads)},
         )
         orders = self._serve("orders", s.orders_port, s.orders_workers, {})
-        wait_http_ok(f"http://127.0.0.1:{s.users_port}/readyz", users, s.start_timeout_seconds)
-        wait_http_ok(f"http://127.0.0.1:{s.orders_port}/readyz", orders, s.start_timeout_seconds)
+        self._wait_ready(users, f"http://127.0.0.1:{s.users_port}/readyz")
+        self._wait_ready(orders, f"http://127.0.0.1:{s.orders_port}/readyz")
         gateway = self._serve(
             "gateway",
             s.gateway_port,
@@ -198,7 +203,7 @@ class Stack:
                 "GATEWAY_UPSTREAMS__ORDERS__URL": f"http://127.0.0.1:{s.orders_port}",
             },
         )
-        wait_http_ok(f"http://127.0.0.1:{s.gateway_port}/readyz", gateway, s.start_timeout_seconds)
+        self._wait_ready(gateway, f"http://127.0.0.1:{s.gateway_port}/readyz")
 
     def _start_nginx(self) -> None:
         s = self.settings
@@ -211,47 +216,24 @@ class Stack:
         child = self.supervisor.start(
             Child("nginx", nginx.command(), stop_signal=signal.SIGQUIT, stop_timeout=10)
         )
-        wait_http_ok(f"http://127.0.0.1:{s.nginx_port}/readyz", child, s.start_timeout_seconds)
+        self._wait_ready(child, f"http://127.0.0.1:{s.nginx_port}/readyz")
 
     # -- the whole ----------------------------------------------------------------------
 
     def up(self, *, fresh: bool) -> int:
         started = time.monotonic()
-        stop = threading.Event()
 
-        def request_stop(signum: int, _frame: object) -> None:
-            self.view.say(f"received {signal.Signals(signum).name}, stopping")
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, request_stop)
-        try:
+        def prepare() -> None:
             self.supervisor.reap_leftovers()
             if fresh:
                 self._wipe()
             self._check_ports()
-            for step in (self._start_postgres, self._start_redis, self._migrate,
-                         self._start_services, self._start_nginx):  # fmt: skip
-                if stop.is_set():
-                    return 130
-                step()
-            self._banner(time.monotonic() - started)
-            while not stop.wait(0.5):
-                dead = self.supervisor.first_dead()
-                if dead is not None:
-                    assert dead.process is not None
-                    code = dead.process.returncode
-                    self.view.say(f"{dead.name} exited unexpectedly (code {code}); stopping")
-                    return 1
-            return 0
-        except (StartupError, RuntimeError, OSError) as error:
-            # A server that exits while starting (a port taken meanwhile, a broken data dir)
-            # is reported in one line; its own log lines above say the rest.
-            self.view.say(f"could not start: {error}")
-            return 1
-        finally:
-            self.supervisor.stop_all()
-            self.view.say("stopped")
+
+        return self.supervisor.run(
+            [prepare, self._start_postgres, self._start_redis, self._migrate,
+             self._start_services, self._start_nginx],
+            ready=lambda: self._banner(time.monotonic() - started),
+        )  # fmt: skip
 
     def _wipe(self) -> None:
         for part in ("postgres", "redis", "nginx", "keys"):
