@@ -56,7 +56,7 @@ up: $(VENV_STAMP) ## run the whole platform on 127.0.0.1 (FRESH=1 starts with em
 	@$(RUN) shopstack-devstack up $(if $(FRESH),--fresh)
 
 .PHONY: test
-test: $(VENV_STAMP) $(HELM) monitoring-tools ## unit, integration and end-to-end tests (backend: containers if Docker answers, else embedded)
+test: $(VENV_STAMP) $(HELM) monitoring-tools ## unit, integration and end-to-end tests (backend: containers if Docker answers and has the images, else embedded)
 	$(call PYTEST_TIER,)
 
 .PHONY: test-unit
