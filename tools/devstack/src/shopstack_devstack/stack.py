@@ -61,6 +61,44 @@ def http_ok(url: str) -> Callable[[], bool]:
     return answers
 
 
+def check_postgres(url: str) -> None:
+    """Connect once, so a wrong DATABASE_URL is one line before any migration runs."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5):
+            return
+    except psycopg.Error as error:
+        raise StartupError(f"cannot connect to {_redact(url)}: {_reason(error)}") from None
+
+
+def check_redis(url: str) -> None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    except ValueError as error:
+        raise StartupError(f"cannot connect to {_redact(url)}: {_reason(error)}") from None
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise StartupError(f"cannot connect to {_redact(url)}: {_reason(error)}") from None
+    finally:
+        client.close()
+
+
+def _reason(error: Exception) -> str:
+    """The cause in a few words: libpq's and redis-py's messages end with it."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    for marker in ("failed: ", "connecting to "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+    if ". " in text:  # redis-py: "Error 111 connecting to host:port. Connection refused."
+        text = text.rsplit(". ", 1)[1]
+    text = text.rstrip(".")
+    return text[:1].lower() + text[1:]
+
+
 class Stack:
     def __init__(self, settings: DevstackSettings, view: LogView) -> None:
         self.settings = settings
@@ -91,7 +129,8 @@ class Stack:
 
     def _start_postgres(self) -> None:
         if self.database_url:
-            self.view.say("using PostgreSQL at DATABASE_URL")
+            check_postgres(self.database_url)
+            self.view.say(f"using PostgreSQL at DATABASE_URL ({_redact(self.database_url)})")
             return
         pg = EmbeddedPostgres(self.settings.data_dir / "postgres", self.settings.postgres_port)
         pg.initialise()
@@ -104,7 +143,8 @@ class Stack:
 
     def _start_redis(self) -> None:
         if self.redis_url:
-            self.view.say("using Redis at REDIS_URL")
+            check_redis(self.redis_url)
+            self.view.say(f"using Redis at REDIS_URL ({_redact(self.redis_url)})")
             return
         rd = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis_port)
         child = self.supervisor.start(Child("redis", rd.command()))
