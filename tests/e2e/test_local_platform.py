@@ -1,6 +1,8 @@
 """`make up` end to end: the README's path through NGINX, a clean stop, a second start."""
 
 import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -121,3 +123,24 @@ def test_up_serves_through_nginx_and_stops_clean(platform) -> None:  # type: ign
         assert gone.json()["error"] == "invalid_grant"
     assert platform.stop() == 0
     assert not any(port_in_use(port) for port in platform.ports.values())
+
+
+def test_down_stops_a_platform_running_in_the_background(platform) -> None:  # type: ignore[no-untyped-def]
+    platform.start()
+    down = subprocess.run(
+        [sys.executable, "-m", "shopstack_devstack", "down"],
+        env=platform.env(), capture_output=True, text=True, timeout=150, check=False,
+    )  # fmt: skip
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert platform.process.wait(30) == 0, platform.log()[-4000:]
+    assert platform.stop() == 0
+    assert processes_using(platform.data_dir) == []
+    assert not any(port_in_use(port) for port in platform.ports.values())
+    assert not (platform.data_dir / "devstack.pid").exists()
+    # Nothing runs any more: down says so, and succeeds.
+    again = subprocess.run(
+        [sys.executable, "-m", "shopstack_devstack", "down"],
+        env=platform.env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0
+    assert "no make up runs" in again.stdout

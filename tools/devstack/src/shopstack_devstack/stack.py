@@ -28,6 +28,11 @@ DEV_ADMIN_PASSWORD = "shopstack-dev-admin"  # noqa: S105 - printed in the banner
 DEV_CONSOLE_CLIENT_SECRET = "shopstack-dev-console-client"  # noqa: S105 - development only
 
 
+# Every process the log shows, in start order: the name column is as wide as the longest.
+PROCESS_NAMES = ("devstack", "postgres", "redis", "migrate-users", "migrate-orders",
+                 "users", "orders", "gateway", "nginx")  # fmt: skip
+
+
 def ensure_dev_signing_key(keys_dir: Path) -> Path:
     """One Ed25519 key for the users service, made on the first start and kept until
     `--fresh`: every gunicorn worker and every restart sign with the same key."""
@@ -103,6 +108,8 @@ class Stack:
     def __init__(self, settings: DevstackSettings, view: LogView) -> None:
         self.settings = settings
         self.view = view
+        for name in PROCESS_NAMES:
+            view.register(name)
         self.supervisor = Supervisor(view, settings.data_dir / "run")
         self.database_url = settings.database_url
         self.redis_url = settings.redis_url
@@ -264,16 +271,53 @@ class Stack:
         started = time.monotonic()
 
         def prepare() -> None:
+            self._claim()
             self.supervisor.reap_leftovers()
             if fresh:
                 self._wipe()
             self._check_ports()
 
-        return self.supervisor.run(
-            [prepare, self._start_postgres, self._start_redis, self._migrate,
-             self._start_services, self._start_nginx],
-            ready=lambda: self._banner(time.monotonic() - started),
-        )  # fmt: skip
+        try:
+            return self.supervisor.run(
+                [prepare, self._start_postgres, self._start_redis, self._migrate,
+                 self._start_services, self._start_nginx],
+                ready=lambda: self._banner(time.monotonic() - started),
+            )  # fmt: skip
+        finally:
+            if _running_pid(self._pid_file) == os.getpid():
+                self._pid_file.unlink()
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.settings.data_dir / "devstack.pid"
+
+    def _claim(self) -> None:
+        """One `up` per data dir; its pid file is what `down` signals."""
+        other = _running_pid(self._pid_file)
+        if other is not None and other != os.getpid():
+            raise StartupError(f"make up already runs on {self.settings.data_dir} (pid {other})")
+        self._pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self._pid_file.write_text(str(os.getpid()))
+
+    def down(self) -> int:
+        """Stop the `up` of this data dir as Ctrl-C would, and wait for it; then stop what a
+        killed one left."""
+        pid = _running_pid(self._pid_file)
+        if pid is None:
+            self.view.say(f"no make up runs on {self.settings.data_dir}")
+        else:
+            self.view.say(f"stopping make up (pid {pid})")
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 120
+            while _running_pid(self._pid_file) == pid and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _running_pid(self._pid_file) == pid:
+                self.view.say(f"make up (pid {pid}) did not stop in 120s")
+                return 1
+        self.supervisor.reap_leftovers()
+        self._pid_file.unlink(missing_ok=True)
+        self.view.say("stopped")
+        return 0
 
     def _wipe(self) -> None:
         for part in ("postgres", "redis", "nginx", "keys"):
@@ -299,6 +343,20 @@ class Stack:
             lines.append(f"  admin         {DEV_ADMIN_EMAIL} / {DEV_ADMIN_PASSWORD} (development)")
         for line in lines:
             self.view.say(line)
+
+
+def _running_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    # A zombie or a recycled pid is not make up.
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid
+    return pid if b"shopstack" in cmdline else None
 
 
 def _redact(url: str) -> str:
