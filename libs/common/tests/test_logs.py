@@ -1,10 +1,17 @@
 import json
 import logging
+import logging.config
 
 import pytest
 
 from shopstack_common.context import RequestContext, request_context_var
-from shopstack_common.logs import BurstLogger, ContextFilter, configure_logging, json_formatter
+from shopstack_common.logs import (
+    BurstLogger,
+    ContextFilter,
+    configure_logging,
+    gunicorn_logconfig_dict,
+    json_formatter,
+)
 
 
 def json_logger(name: str, service: str) -> tuple[logging.Logger, logging.Handler]:
@@ -68,6 +75,19 @@ def test_alembic_says_only_the_migrations_it_runs(capsys: pytest.CaptureFixture[
     assert [json.loads(line)["message"] for line in out.splitlines()] == [
         "Running upgrade  -> 0001, products"
     ]
+
+
+def test_gunicorn_workers_do_not_name_alembics_plugins(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logging.config.dictConfig(gunicorn_logconfig_dict("users"))
+    try:
+        logging.getLogger("alembic.runtime.plugins").info("setup plugin %s", "x.y")
+        logging.getLogger("shopstack_users").info("started")
+        out = capsys.readouterr().out
+    finally:
+        logging.getLogger().handlers[:] = []
+    assert [json.loads(line)["message"] for line in out.splitlines()] == ["started"]
 
 
 class FakeClock:

@@ -102,6 +102,8 @@ def gunicorn_logconfig_dict(service: str, level: str = "INFO") -> dict[str, Any]
         "loggers": {
             "gunicorn.error": {"handlers": [], "propagate": True, "level": level.upper()},
             "gunicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            # A worker that imports Alembic would name its plugins at every start.
+            "alembic.runtime.plugins": {"level": "WARNING"},
         },
     }
 
