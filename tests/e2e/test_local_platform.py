@@ -1,6 +1,9 @@
 """`make up` end to end: the README's path through NGINX, a clean stop, a second start."""
 
+import json
 import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -121,3 +124,78 @@ def test_up_serves_through_nginx_and_stops_clean(platform) -> None:  # type: ign
         assert gone.json()["error"] == "invalid_grant"
     assert platform.stop() == 0
     assert not any(port_in_use(port) for port in platform.ports.values())
+
+
+def test_down_stops_a_platform_running_in_the_background(platform) -> None:  # type: ignore[no-untyped-def]
+    platform.start()
+    down = subprocess.run(
+        [sys.executable, "-m", "shopstack_devstack", "down"],
+        env=platform.env(), capture_output=True, text=True, timeout=150, check=False,
+    )  # fmt: skip
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert platform.process.wait(30) == 0, platform.log()[-4000:]
+    assert platform.stop() == 0
+    assert processes_using(platform.data_dir) == []
+    assert not any(port_in_use(port) for port in platform.ports.values())
+    assert not (platform.data_dir / "devstack.pid").exists()
+    # Nothing runs any more: down says so, and succeeds.
+    again = subprocess.run(
+        [sys.executable, "-m", "shopstack_devstack", "down"],
+        env=platform.env(), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert again.returncode == 0
+    assert "no make up runs" in again.stdout
+
+
+def at_moment(moment: str, line: str) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return all(record.get(key) == value for key, value in MOMENTS[moment].items())
+
+
+# Lines that show start-up at a given point, in SHOPSTACK_LOG_FORMAT=json.
+MOMENTS = {
+    "postgres starting": {"service": "postgres"},
+    "a migration running": {"logger": "alembic.runtime.migration"},
+    "orders starting": {"service": "orders", "logger": "uvicorn.error"},
+}
+
+
+@pytest.mark.parametrize(
+    ("moment", "not_started"),
+    [
+        ("postgres starting", {"users", "orders", "gateway", "nginx"}),
+        ("a migration running", {"users", "orders", "gateway", "nginx"}),
+        # users and orders not ready yet: the gateway must not follow.
+        ("orders starting", {"gateway", "nginx"}),
+    ],
+)
+def test_a_ctrl_c_during_start_up_stops_it_there(  # type: ignore[no-untyped-def]
+    platform, moment: str, not_started: set[str]
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shopstack_devstack", "up"],
+        env=platform.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if at_moment(moment, line):
+            break
+    else:
+        pytest.fail(f"up ended before {moment}:\n" + "".join(lines))
+    # Twice, as uv and the terminal both deliver it.
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    lines += process.stdout.readlines()
+    process.stdout.close()
+    assert process.wait(60) == 130, "".join(lines)
+    messages = [json.loads(line)["message"] for line in lines if line.startswith("{")]
+    stopped = {m.removeprefix("stopping ") for m in messages if m.startswith("stopping ")}
+    assert stopped, "".join(lines)
+    assert not stopped & not_started, "".join(lines)
+    assert not any(m.startswith("shopstack is up") for m in messages)
+    assert processes_using(platform.data_dir) == []

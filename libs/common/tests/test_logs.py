@@ -1,19 +1,32 @@
 import json
 import logging
+import logging.config
 
 import pytest
 
 from shopstack_common.context import RequestContext, request_context_var
-from shopstack_common.logs import BurstLogger, ContextFilter, json_formatter
+from shopstack_common.logs import (
+    BurstLogger,
+    ContextFilter,
+    configure_logging,
+    gunicorn_logconfig_dict,
+    json_formatter,
+)
+
+
+def json_logger(name: str, service: str) -> tuple[logging.Logger, logging.Handler]:
+    """A logger writing the services' JSON lines to stderr."""
+    logger = logging.getLogger(name)
+    handler = logging.StreamHandler()
+    handler.setFormatter(json_formatter())
+    handler.addFilter(ContextFilter(service))
+    logger.addHandler(handler)
+    logger.propagate = False
+    return logger, handler
 
 
 def test_log_lines_are_json_with_request_context(capsys: pytest.CaptureFixture[str]) -> None:
-    logger = logging.getLogger("test.logs")
-    handler = logging.StreamHandler()
-    handler.setFormatter(json_formatter())
-    handler.addFilter(ContextFilter("users"))
-    logger.addHandler(handler)
-    logger.propagate = False
+    logger, handler = json_logger("test.logs", "users")
     token = request_context_var.set(RequestContext(request_id="r-1", fields={"user_id": "u-1"}))
     try:
         logger.warning("hello %s", "world", extra={"order_id": 7})
@@ -28,6 +41,53 @@ def test_log_lines_are_json_with_request_context(capsys: pytest.CaptureFixture[s
     assert line["user_id"] == "u-1"
     assert line["order_id"] == 7
     assert line["time"].endswith("Z")
+
+
+def test_uvicorns_coloured_copy_of_the_message_is_left_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger, handler = json_logger("test.logs.uvicorn", "gateway")
+    try:
+        # What uvicorn logs at start-up: the message, and a copy with ANSI colours.
+        logger.warning(
+            "Uvicorn running on %s", "http://127.0.0.1:1",
+            extra={"color_message": "Uvicorn running on \x1b[1m%s\x1b[0m"},
+        )  # fmt: skip
+    finally:
+        logger.removeHandler(handler)
+    out = capsys.readouterr().err
+    assert "color_message" not in json.loads(out)
+    assert "\\u001b" not in out
+    assert "\x1b" not in out
+
+
+def test_alembic_says_only_the_migrations_it_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("orders")
+    try:
+        logging.getLogger("alembic.runtime.plugins").info("setup plugin %s", "x.y")
+        migration = logging.getLogger("alembic.runtime.migration")
+        migration.info("Context impl %s.", "PostgresqlImpl")
+        migration.info("Will assume %s DDL.", "transactional")
+        migration.info("Running %s", "upgrade  -> 0001, products")
+        out = capsys.readouterr().out
+    finally:
+        logging.getLogger().handlers[:] = []
+    assert [json.loads(line)["message"] for line in out.splitlines()] == [
+        "Running upgrade  -> 0001, products"
+    ]
+
+
+def test_gunicorn_workers_do_not_name_alembics_plugins(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logging.config.dictConfig(gunicorn_logconfig_dict("users"))
+    try:
+        logging.getLogger("alembic.runtime.plugins").info("setup plugin %s", "x.y")
+        logging.getLogger("shopstack_users").info("started")
+        out = capsys.readouterr().out
+    finally:
+        logging.getLogger().handlers[:] = []
+    assert [json.loads(line)["message"] for line in out.splitlines()] == ["started"]
 
 
 class FakeClock:

@@ -30,7 +30,26 @@ def test_other_lines_pass_through() -> None:
     ]
 
 
-def test_raw_mode_keeps_json() -> None:
+def test_raw_mode_is_json_lines_only() -> None:
     out = io.StringIO()
-    LogView(out, raw=True).line("users", '{"message": "hi", "level": "INFO"}')
-    assert out.getvalue() == 'users    | {"message": "hi", "level": "INFO"}\n'
+    view = LogView(out, raw=True)
+    view.line("users", '{"message": "hi", "level": "INFO", "service": "users"}')
+    view.line("postgres", "LOG:  database system is ready to accept connections\n")
+    view.say("shopstack is up")
+    view.line("nginx", '{"status": 404}')
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert lines[0] == {"message": "hi", "level": "INFO", "service": "users"}
+    assert lines[1]["service"] == "postgres"
+    assert lines[1]["message"] == "LOG:  database system is ready to accept connections"
+    assert (lines[2]["service"], lines[2]["message"]) == ("devstack", "shopstack is up")
+    assert {"time", "level", "logger"} <= set(lines[2])
+    assert lines[3] == {"status": 404, "service": "nginx"}
+
+
+def test_the_name_column_keeps_its_width() -> None:
+    out = io.StringIO()
+    view = LogView(out, names=["postgres", "migrate-orders"])
+    view.line("postgres", "first")
+    view.line("migrate-orders", "second")
+    view.line("nginx", "third")
+    assert [line.index("|") for line in out.getvalue().splitlines()] == [15, 15, 15]

@@ -23,6 +23,8 @@ class ContextFilter(logging.Filter):
         self.service = service
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn adds a copy of the message with terminal colours, for its own console.
+        record.__dict__.pop("color_message", None)
         record.service = self.service
         context = request_context_var.get()
         record.request_id = context.request_id if context else None
@@ -49,6 +51,13 @@ def json_formatter() -> logging.Formatter:
     return formatter
 
 
+class MigrationsApplied(logging.Filter):
+    """Of Alembic's chatter, only the line per migration it runs ("Running upgrade a -> b")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or str(record.msg).startswith("Running ")
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Route the root logger (and the servers' loggers) to one JSON handler on stdout."""
     handler = logging.StreamHandler(sys.stdout)
@@ -68,6 +77,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         access_logger.handlers[:] = []
         access_logger.propagate = False
         access_logger.disabled = True
+    # Alembic names every plugin it sets up and its dialect at INFO on every start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    migration_logger = logging.getLogger("alembic.runtime.migration")
+    migration_logger.filters[:] = [MigrationsApplied()]
 
 
 def gunicorn_logconfig_dict(service: str, level: str = "INFO") -> dict[str, Any]:
@@ -89,6 +102,8 @@ def gunicorn_logconfig_dict(service: str, level: str = "INFO") -> dict[str, Any]
         "loggers": {
             "gunicorn.error": {"handlers": [], "propagate": True, "level": level.upper()},
             "gunicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            # A worker that imports Alembic would name its plugins at every start.
+            "alembic.runtime.plugins": {"level": "WARNING"},
         },
     }
 

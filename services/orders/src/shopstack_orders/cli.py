@@ -7,6 +7,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from shopstack_common.logs import configure_logging
 from shopstack_common.migrations import upgrade
 from shopstack_common.serving import serve_asgi
 from shopstack_common.settings import sqlalchemy_url
@@ -18,6 +19,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def migrate(revision: str = "head") -> None:
     settings = OrdersSettings()  # read from the environment
+    configure_logging(settings.service_name, settings.log_level)
     upgrade(MIGRATIONS, sqlalchemy_url(settings.database_url, "asyncpg"), SCHEMA, revision)
 
 

@@ -4,7 +4,9 @@
 ``POSTGRES_IMAGE`` / ``REDIS_IMAGE``), ``embedded`` (the wheels `make up` uses, as child
 processes) or ``external`` (``SHOPSTACK_TEST_DATABASE_URL`` / ``SHOPSTACK_TEST_REDIS_URL``,
 falling back to ``DATABASE_URL`` / ``REDIS_URL``). Unset: containers when a Docker engine
-answers, embedded otherwise. A backend that cannot start is an error, never a skip.
+answers and has, or can pull, every image the run needs (testcontainers' Ryuk too, unless
+``TESTCONTAINERS_RYUK_DISABLED=true``); embedded otherwise. The choice comes with its reason.
+A backend named explicitly that cannot start is an error, never a skip.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from shopstack_devstack.redis_server import EmbeddedRedis
 BACKENDS = ("containers", "embedded", "external")
 DEFAULT_POSTGRES_IMAGE = "postgres:17"
 DEFAULT_REDIS_IMAGE = "redis:7"
+EMBEDDED_HINT = "SHOPSTACK_TEST_BACKEND=embedded make test"
 
 
 class BackendError(RuntimeError):
@@ -71,15 +74,69 @@ def docker_answers() -> bool:
         return False
 
 
-def choose_backend() -> str:
+@dataclass(frozen=True)
+class Choice:
+    backend: str
+    reason: str
+
+
+def container_images() -> list[str]:
+    """Every image a containers run starts: PostgreSQL, Redis, and Ryuk (testcontainers'
+    reaper) unless it is disabled."""
+    images = [
+        os.environ.get("POSTGRES_IMAGE", DEFAULT_POSTGRES_IMAGE),
+        os.environ.get("REDIS_IMAGE", DEFAULT_REDIS_IMAGE),
+    ]
+    if os.environ.get("TESTCONTAINERS_RYUK_DISABLED", "false").lower() != "true":
+        from testcontainers.core.config import testcontainers_config
+
+        images.append(os.environ.get("RYUK_CONTAINER_IMAGE", testcontainers_config.ryuk_image))
+    return images
+
+
+def missing_images(images: list[str]) -> list[str]:
+    """Why each image that is neither on the engine nor pullable from its registry is not
+    usable (asking the registry for the image's manifest, which pulls nothing)."""
+    import docker
+    import docker.errors
+
+    missing = []
+    client = docker.from_env(timeout=10)
+    try:
+        for image in images:
+            try:
+                client.images.get(image)
+                continue
+            except docker.errors.ImageNotFound:
+                pass
+            try:
+                client.images.get_registry_data(image)
+            except docker.errors.DockerException as error:
+                explanation = getattr(error, "explanation", None) or str(error)
+                missing.append(f"{image} is not on the engine and cannot be pulled ({explanation})")
+    finally:
+        client.close()
+    return missing
+
+
+def choose_backend() -> Choice:
     chosen = os.environ.get("SHOPSTACK_TEST_BACKEND", "").strip().lower()
     if chosen:
         if chosen not in BACKENDS:
             raise BackendError(
                 f"SHOPSTACK_TEST_BACKEND={chosen!r}: expected one of {', '.join(BACKENDS)}"
             )
-        return chosen
-    return "containers" if docker_answers() else "embedded"
+        return Choice(chosen, "SHOPSTACK_TEST_BACKEND")
+    if not docker_answers():
+        return Choice("embedded", "no Docker engine answers")
+    try:
+        missing = missing_images(container_images())
+    except Exception as error:  # the engine stopped answering, or answers nonsense
+        return Choice("embedded", f"the Docker engine could not list its images: {error}")
+    if missing:
+        return Choice("embedded", "Docker answers, but " + "; ".join(missing))
+    images = ", ".join(container_images())
+    return Choice("containers", f"Docker answers and has or can pull {images}")
 
 
 @contextlib.contextmanager
@@ -100,8 +157,8 @@ def start_servers(backend: str) -> Iterator[Servers]:
 def _containers() -> Iterator[Servers]:
     if not docker_answers():
         raise BackendError(
-            "SHOPSTACK_TEST_BACKEND=containers but no Docker engine answers "
-            "(start one, e.g. ../shared/airgap/docker-up, or choose embedded)"
+            "SHOPSTACK_TEST_BACKEND=containers but no Docker engine answers: start one, "
+            f"or run on embedded servers ({EMBEDDED_HINT})"
         )
     from testcontainers.community.postgres import PostgresContainer
     from testcontainers.community.redis import RedisContainer
@@ -125,9 +182,10 @@ def _containers() -> Iterator[Servers]:
         with contextlib.suppress(Exception):
             redis.stop()
         raise BackendError(
-            f"could not start containers ({pg_image}, {redis_image}): {error}. "
-            "Without a registry, build local images (../shared/airgap/build-images) "
-            "and `source ../shared/airgap/images.env`."
+            f"could not start containers ({pg_image}, {redis_image}): {error}. Without a "
+            "registry, point POSTGRES_IMAGE and REDIS_IMAGE at images the engine has (and "
+            "set TESTCONTAINERS_RYUK_DISABLED=true if it has no Ryuk), or run on embedded "
+            f"servers ({EMBEDDED_HINT})"
         ) from error
     try:
         host = postgres.get_container_host_ip()

@@ -1,4 +1,4 @@
-"""``shopstack-devstack up [--fresh]``: run the local platform until Ctrl-C."""
+"""``shopstack-devstack up [--fresh]``: run the local platform until Ctrl-C (or ``down``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the whole platform on 127.0.0.1")
     up.add_argument("--fresh", action="store_true", help="delete stored data and start empty")
+    commands.add_parser("down", help="stop a platform that `up` runs elsewhere (in the background)")
     args = parser.parse_args(argv)
     settings = DevstackSettings()
     view = LogView(raw=settings.log_format == "json")
-    sys.exit(Stack(settings, view).up(fresh=args.fresh))
+    stack = Stack(settings, view)
+    sys.exit(stack.up(fresh=args.fresh) if args.command == "up" else stack.down())

@@ -113,6 +113,9 @@ class EmbeddedPostgres:
                 check=True,
                 capture_output=True,
                 user=uid,
+                # A Ctrl-C meant for `make up` lets initdb finish: a half-made cluster is
+                # worse than a stop a second later.
+                start_new_session=True,
             )
         pwfile.unlink()
         stale_pid = self.pgdata / "postmaster.pid"

@@ -1,9 +1,18 @@
 """Child processes under one supervisor: started in order, their output interleaved, and
-every one of them (with its own children) stopped when the supervisor stops."""
+every one of them (with its own children) stopped when the supervisor stops.
+
+``Supervisor.run`` is the whole life of `make up`: the start-up steps in order, then watching,
+then the stop, in reverse order, on SIGINT, SIGTERM or SIGHUP or when a child dies. A signal
+only marks the stop as asked for: the handler takes no lock and writes nothing, because it
+runs between any two bytecodes of the main thread, also while that thread holds the log's lock.
+Every wait of the start-up looks at the mark, so a stop asked for during start-up is acted on
+at once.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -13,8 +22,61 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from shopstack_devstack.logview import LogView
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# The exit code of a run stopped before it was up, as a shell reports a SIGINT.
+INTERRUPTED = 130
+
+
+class StartupError(RuntimeError):
+    """A part could not start; the message says which and why."""
+
+
+class Interrupted(Exception):  # noqa: N818 - a stop asked for, not a fault
+    """A stop signal arrived; raised in the main thread by whatever was waiting."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopRequest:
+    """The signals received so far. ``handle`` is the signal handler: it appends to a list,
+    which takes no lock, so it cannot wait on anything the interrupted code holds (a
+    ``threading.Lock``, or the one inside ``threading.Event``)."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+
+    @property
+    def asked(self) -> bool:
+        return bool(self.received)
+
+    def check(self) -> None:
+        if self.received:
+            raise Interrupted(self.received[0])
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, in slices short enough that a stop is acted on at once."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
+    def install(self) -> None:
+        """Handle the stop signals from now on, also after the stop: a second Ctrl-C (every
+        stop through uv brings two) must not end the process with a KeyboardInterrupt."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self.handle)
 
 
 @dataclass
@@ -45,24 +107,64 @@ class Supervisor:
         self.view = view
         self.run_dir = run_dir
         self.children: list[Child] = []
-        self._stopping = threading.Event()
+        self.stop = StopRequest()
+        self._started = 0
+        self._stopping = False
+
+    def run(self, steps: Sequence[Callable[[], None]], *, ready: Callable[[], None]) -> int:
+        """Run ``steps`` in order, then ``ready``, then watch until a stop signal (exit 0) or
+        a child's death (exit 1). A stop during start-up exits 130, a failed step 1. Whatever
+        happened, every child is stopped, in reverse start order, before this returns."""
+        up = False
+        self.stop.install()
+        try:
+            for step in steps:
+                self.stop.check()
+                step()
+            self.stop.check()
+            ready()
+            up = True
+            while True:
+                self.stop.sleep(0.2)
+                dead = self.first_dead()
+                if dead is not None:
+                    assert dead.process is not None
+                    code = dead.process.returncode
+                    self.view.say(f"{dead.name} exited unexpectedly (code {code}); stopping")
+                    return 1
+        except Interrupted as stop:
+            self.view.say(f"received {stop}, stopping")
+            return 0 if up else INTERRUPTED
+        except (StartupError, RuntimeError, OSError) as error:
+            # A server that exits while starting (a port taken meanwhile, a broken data
+            # dir) is reported in one line; its own log lines above say the rest.
+            self.view.say(f"could not start: {error}")
+            return 1
+        finally:
+            self.stop_all()
+            self.view.say("stopped")
 
     def reap_leftovers(self) -> None:
+        """Stop what an earlier run left (its supervisor was killed): in reverse start order,
+        each with its own stop signal, so the services go before the databases they use."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        found: list[tuple[_PidRecord, Path]] = []
         for pid_file in self.run_dir.glob("*.pid"):
-            try:
-                pgid = int(pid_file.read_text())
-            except ValueError:
+            record = _PidRecord.read(pid_file)
+            if record is None:
                 pid_file.unlink()
                 continue
-            if _group_alive(pgid):
+            found.append((record, pid_file))
+        for record, pid_file in sorted(found, key=lambda item: item[0].order, reverse=True):
+            if _group_alive(record.pgid):
                 self.view.say(
-                    f"stopping {pid_file.stem} left running by an earlier run (pgid {pgid})"
+                    f"stopping {pid_file.stem} left running by an earlier run (pgid {record.pgid})"
                 )
-                _stop_group(pgid, signal.SIGTERM, 10.0)
+                _stop_group(record.pgid, record.stop_signal, record.stop_timeout)
             pid_file.unlink(missing_ok=True)
 
     def start(self, child: Child) -> Child:
+        self.stop.check()
         self.view.register(child.name)
         env = {**os.environ, **child.env, "PYTHONUNBUFFERED": "1"}
         child.process = subprocess.Popen(  # noqa: S603 - argv built by this module
@@ -78,26 +180,50 @@ class Supervisor:
             start_new_session=True,
             user=child.user,
         )
-        (self.run_dir / f"{child.name}.pid").write_text(str(child.process.pid))
+        # Known to stop_all before anything else can happen, a signal included.
+        self.children.append(child)
+        self._started += 1
+        _PidRecord(child.process.pid, self._started, child.stop_signal, child.stop_timeout).write(
+            self._pid_file(child)
+        )
         child._pump = threading.Thread(target=self._pump, args=(child,), daemon=True)
         child._pump.start()
-        self.children.append(child)
         return child
 
     def run_to_completion(self, child: Child, timeout: float = 300.0) -> int:
-        """Run a one-off command (a migration) with its output in the stream."""
+        """Run a one-off command (a migration) with its output in the stream. A stop asked
+        for meanwhile raises ``Interrupted`` at once; the command is then stopped with the
+        rest."""
         self.start(child)
         assert child.process is not None
-        try:
-            code = child.process.wait(timeout)
-        finally:
-            self.children.remove(child)
-            (self.run_dir / f"{child.name}.pid").unlink(missing_ok=True)
+        deadline = time.monotonic() + timeout
+        while (code := child.process.poll()) is None:
+            if time.monotonic() > deadline:
+                raise StartupError(f"{child.name} did not finish in {timeout:.0f}s")
+            self.stop.sleep(0.05)
+        self.children.remove(child)
+        self._pid_file(child).unlink(missing_ok=True)
         if child._pump:
             child._pump.join(5)
         if child.process.stdout is not None:
             child.process.stdout.close()
         return code
+
+    def wait_until(
+        self, ready: Callable[[], bool], *, child: Child, timeout: float, what: str
+    ) -> None:
+        """Poll ``ready`` until it is true; fail when ``child`` exits or time runs out, stop
+        waiting at once when a stop is asked for."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if not child.alive:
+                raise StartupError(f"{child.name} exited while starting:\n{''.join(child.tail)}")
+            if time.monotonic() > deadline:
+                raise StartupError(f"{child.name} not ready after {timeout:.0f}s ({what})")
+            self.stop.sleep(0.1)
+
+    def _pid_file(self, child: Child) -> Path:
+        return self.run_dir / f"{child.name}.pid"
 
     def _pump(self, child: Child) -> None:
         assert child.process is not None
@@ -113,10 +239,11 @@ class Supervisor:
         return None
 
     def stop_all(self) -> None:
-        """Stop in reverse start order (the edge first, the databases last)."""
-        if self._stopping.is_set():
+        """Stop in reverse start order (the edge first, the databases last). Signals that
+        arrive meanwhile are only recorded: the stop runs to its end."""
+        if self._stopping:
             return
-        self._stopping.set()
+        self._stopping = True
         for child in reversed(self.children):
             if child.process is None:
                 continue
@@ -129,7 +256,45 @@ class Supervisor:
                 child._pump.join(2)
             if child.process.stdout is not None:
                 child.process.stdout.close()
-            (self.run_dir / f"{child.name}.pid").unlink(missing_ok=True)
+            self._pid_file(child).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class _PidRecord:
+    """What a pid file holds: the group, when it started, and how it wants to be stopped."""
+
+    pgid: int
+    order: int
+    stop_signal: signal.Signals = signal.SIGTERM
+    stop_timeout: float = 10.0
+
+    def write(self, path: Path) -> None:
+        record = {
+            "pgid": self.pgid,
+            "order": self.order,
+            "stop_signal": self.stop_signal.name,
+            "stop_timeout": self.stop_timeout,
+        }
+        path.write_text(json.dumps(record))
+
+    @classmethod
+    def read(cls, path: Path) -> _PidRecord | None:
+        text = path.read_text()
+        try:
+            # An earlier version wrote the bare pgid.
+            return cls(pgid=int(text), order=0)
+        except ValueError:
+            pass
+        try:
+            record = json.loads(text)
+            return cls(
+                pgid=int(record["pgid"]),
+                order=int(record["order"]),
+                stop_signal=signal.Signals[record["stop_signal"]],
+                stop_timeout=float(record["stop_timeout"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
 
 
 def _group_alive(pgid: int) -> bool:
@@ -139,7 +304,28 @@ def _group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return _has_live_member(pgid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    """Whether a member of the group is more than a zombie. A worker whose parent died first
+    is collected by PID 1, which in a container may take seconds to do it; until then it is a
+    zombie that still counts as a member of the group, and would hold up the stop."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+        state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False
 
 
 def _stop_group(

@@ -68,14 +68,15 @@ def _own_basetemp(config: pytest.Config) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     _own_basetemp(config)
     try:
-        backend = choose_backend()
+        choice = choose_backend()
     except BackendError as error:
         raise pytest.UsageError(str(error)) from error
-    config.stash[_STATE_KEY] = {"backend": backend}
+    config.stash[_STATE_KEY] = {"backend": choice.backend, "reason": choice.reason}
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"shopstack test backend: {config.stash[_STATE_KEY]['backend']}"
+    state = config.stash[_STATE_KEY]
+    return f"shopstack test backend: {state['backend']} ({state['reason']})"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import datetime
+import http.client
 import os
 import shutil
 import signal
 import sys
-import threading
 import time
-import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from shopstack_devstack.logview import LogView
 from shopstack_devstack.nginx import LocalNginx
 from shopstack_devstack.ports import port_in_use
 from shopstack_devstack.postgres import EmbeddedPostgres
-from shopstack_devstack.processes import Child, Supervisor
+from shopstack_devstack.processes import Child, StartupError, Supervisor
 from shopstack_devstack.redis_server import EmbeddedRedis
 from shopstack_devstack.settings import DevstackSettings
 
@@ -28,8 +28,9 @@ DEV_ADMIN_PASSWORD = "shopstack-dev-admin"  # noqa: S105 - printed in the banner
 DEV_CONSOLE_CLIENT_SECRET = "shopstack-dev-console-client"  # noqa: S105 - development only
 
 
-class StartupError(RuntimeError):
-    pass
+# Every process the log shows, in start order: the name column is as wide as the longest.
+PROCESS_NAMES = ("devstack", "postgres", "redis", "migrate-users", "migrate-orders",
+                 "users", "orders", "gateway", "nginx")  # fmt: skip
 
 
 def ensure_dev_signing_key(keys_dir: Path) -> Path:
@@ -52,28 +53,63 @@ def ensure_dev_signing_key(keys_dir: Path) -> Path:
     return keys_dir
 
 
-def wait_http_ok(url: str, child: Child, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if not child.alive:
-            raise StartupError(f"{child.name} exited while starting:\n{''.join(child.tail)}")
+def http_ok(url: str) -> Callable[[], bool]:
+    """Whether ``url`` answers 200 now (one short try)."""
+
+    def answers() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
-        except urllib.error.HTTPError as error:
-            last = f"HTTP {error.code}"
-        except OSError as error:
-            last = str(error)
-        time.sleep(0.2)
-    raise StartupError(f"{child.name} not ready at {url} after {timeout:.0f}s ({last})")
+                return bool(response.status == 200)
+        except (OSError, http.client.HTTPException):  # HTTPError included: not ready yet
+            return False
+
+    return answers
+
+
+def check_postgres(url: str) -> None:
+    """Connect once, so a wrong DATABASE_URL is one line before any migration runs."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=5):
+            return
+    except psycopg.Error as error:
+        raise StartupError(f"cannot connect to {_redact(url)}: {_reason(error)}") from None
+
+
+def check_redis(url: str) -> None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    except ValueError as error:
+        raise StartupError(f"cannot connect to {_redact(url)}: {_reason(error)}") from None
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise StartupError(f"cannot connect to {_redact(url)}: {_reason(error)}") from None
+    finally:
+        client.close()
+
+
+def _reason(error: Exception) -> str:
+    """The cause in a few words: libpq's and redis-py's messages end with it."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    for marker in ("failed: ", "connecting to "):
+        if marker in text:
+            text = text.rsplit(marker, 1)[1]
+    if ". " in text:  # redis-py: "Error 111 connecting to host:port. Connection refused."
+        text = text.rsplit(". ", 1)[1]
+    text = text.rstrip(".")
+    return text[:1].lower() + text[1:]
 
 
 class Stack:
     def __init__(self, settings: DevstackSettings, view: LogView) -> None:
         self.settings = settings
         self.view = view
+        for name in PROCESS_NAMES:
+            view.register(name)
         self.supervisor = Supervisor(view, settings.data_dir / "run")
         self.database_url = settings.database_url
         self.redis_url = settings.redis_url
@@ -100,25 +136,41 @@ class Stack:
 
     def _start_postgres(self) -> None:
         if self.database_url:
-            self.view.say("using PostgreSQL at DATABASE_URL")
+            check_postgres(self.database_url)
+            self.view.say(f"using PostgreSQL at DATABASE_URL ({_redact(self.database_url)})")
             return
         pg = EmbeddedPostgres(self.settings.data_dir / "postgres", self.settings.postgres_port)
         pg.initialise()
         child = self.supervisor.start(
             Child("postgres", pg.command(), user=pg.run_as_uid, stop_signal=signal.SIGINT)
         )
-        pg.wait_ready(self.settings.start_timeout_seconds, alive=lambda: child.alive)
+        pg.wait_ready(self.settings.start_timeout_seconds, alive=self._alive(child))
         pg.ensure_database()
         self.database_url = pg.url
 
     def _start_redis(self) -> None:
         if self.redis_url:
-            self.view.say("using Redis at REDIS_URL")
+            check_redis(self.redis_url)
+            self.view.say(f"using Redis at REDIS_URL ({_redact(self.redis_url)})")
             return
         rd = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis_port)
         child = self.supervisor.start(Child("redis", rd.command()))
-        rd.wait_ready(self.settings.start_timeout_seconds, alive=lambda: child.alive)
+        rd.wait_ready(self.settings.start_timeout_seconds, alive=self._alive(child))
         self.redis_url = rd.url
+
+    def _alive(self, child: Child) -> Callable[[], bool]:
+        """For a wait loop: whether ``child`` still runs, and a stop asked for ends the wait."""
+
+        def alive() -> bool:
+            self.supervisor.stop.check()
+            return child.alive
+
+        return alive
+
+    def _wait_ready(self, child: Child, url: str) -> None:
+        self.supervisor.wait_until(
+            http_ok(url), child=child, timeout=self.settings.start_timeout_seconds, what=url
+        )
 
     def _service_env(self) -> dict[str, str]:
         assert self.database_url
@@ -187,8 +239,8 @@ class Stack:
             {**self._users_env(), "WEB_THREADS": str(s.users_threads)},
         )
         orders = self._serve("orders", s.orders_port, s.orders_workers, {})
-        wait_http_ok(f"http://127.0.0.1:{s.users_port}/readyz", users, s.start_timeout_seconds)
-        wait_http_ok(f"http://127.0.0.1:{s.orders_port}/readyz", orders, s.start_timeout_seconds)
+        self._wait_ready(users, f"http://127.0.0.1:{s.users_port}/readyz")
+        self._wait_ready(orders, f"http://127.0.0.1:{s.orders_port}/readyz")
         gateway = self._serve(
             "gateway",
             s.gateway_port,
@@ -198,7 +250,7 @@ class Stack:
                 "GATEWAY_UPSTREAMS__ORDERS__URL": f"http://127.0.0.1:{s.orders_port}",
             },
         )
-        wait_http_ok(f"http://127.0.0.1:{s.gateway_port}/readyz", gateway, s.start_timeout_seconds)
+        self._wait_ready(gateway, f"http://127.0.0.1:{s.gateway_port}/readyz")
 
     def _start_nginx(self) -> None:
         s = self.settings
@@ -211,47 +263,61 @@ class Stack:
         child = self.supervisor.start(
             Child("nginx", nginx.command(), stop_signal=signal.SIGQUIT, stop_timeout=10)
         )
-        wait_http_ok(f"http://127.0.0.1:{s.nginx_port}/readyz", child, s.start_timeout_seconds)
+        self._wait_ready(child, f"http://127.0.0.1:{s.nginx_port}/readyz")
 
     # -- the whole ----------------------------------------------------------------------
 
     def up(self, *, fresh: bool) -> int:
         started = time.monotonic()
-        stop = threading.Event()
 
-        def request_stop(signum: int, _frame: object) -> None:
-            self.view.say(f"received {signal.Signals(signum).name}, stopping")
-            stop.set()
-
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, request_stop)
-        try:
+        def prepare() -> None:
+            self._claim()
             self.supervisor.reap_leftovers()
             if fresh:
                 self._wipe()
             self._check_ports()
-            for step in (self._start_postgres, self._start_redis, self._migrate,
-                         self._start_services, self._start_nginx):  # fmt: skip
-                if stop.is_set():
-                    return 130
-                step()
-            self._banner(time.monotonic() - started)
-            while not stop.wait(0.5):
-                dead = self.supervisor.first_dead()
-                if dead is not None:
-                    assert dead.process is not None
-                    code = dead.process.returncode
-                    self.view.say(f"{dead.name} exited unexpectedly (code {code}); stopping")
-                    return 1
-            return 0
-        except (StartupError, RuntimeError, OSError) as error:
-            # A server that exits while starting (a port taken meanwhile, a broken data dir)
-            # is reported in one line; its own log lines above say the rest.
-            self.view.say(f"could not start: {error}")
-            return 1
+
+        try:
+            return self.supervisor.run(
+                [prepare, self._start_postgres, self._start_redis, self._migrate,
+                 self._start_services, self._start_nginx],
+                ready=lambda: self._banner(time.monotonic() - started),
+            )  # fmt: skip
         finally:
-            self.supervisor.stop_all()
-            self.view.say("stopped")
+            if _running_pid(self._pid_file) == os.getpid():
+                self._pid_file.unlink()
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.settings.data_dir / "devstack.pid"
+
+    def _claim(self) -> None:
+        """One `up` per data dir; its pid file is what `down` signals."""
+        other = _running_pid(self._pid_file)
+        if other is not None and other != os.getpid():
+            raise StartupError(f"make up already runs on {self.settings.data_dir} (pid {other})")
+        self._pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self._pid_file.write_text(str(os.getpid()))
+
+    def down(self) -> int:
+        """Stop the `up` of this data dir as Ctrl-C would, and wait for it; then stop what a
+        killed one left."""
+        pid = _running_pid(self._pid_file)
+        if pid is None:
+            self.view.say(f"no make up runs on {self.settings.data_dir}")
+        else:
+            self.view.say(f"stopping make up (pid {pid})")
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 120
+            while _running_pid(self._pid_file) == pid and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _running_pid(self._pid_file) == pid:
+                self.view.say(f"make up (pid {pid}) did not stop in 120s")
+                return 1
+        self.supervisor.reap_leftovers()
+        self._pid_file.unlink(missing_ok=True)
+        self.view.say("stopped")
+        return 0
 
     def _wipe(self) -> None:
         for part in ("postgres", "redis", "nginx", "keys"):
@@ -277,6 +343,20 @@ class Stack:
             lines.append(f"  admin         {DEV_ADMIN_EMAIL} / {DEV_ADMIN_PASSWORD} (development)")
         for line in lines:
             self.view.say(line)
+
+
+def _running_pid(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    # A zombie or a recycled pid is not make up.
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid
+    return pid if b"shopstack" in cmdline else None
 
 
 def _redact(url: str) -> str:
