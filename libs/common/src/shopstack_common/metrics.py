@@ -7,6 +7,7 @@ worker writes its samples there and the payload aggregates them, so no worker go
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -46,6 +47,76 @@ DEPENDENCY_FALLBACKS = Counter(
     "Times a request went on without an optional dependency (for example Redis) and degraded.",
     ["dependency", "operation"],
 )
+
+# -- the database pool (users and orders; shopstack_common.database sets them) -------------
+# Gauges are per process and summed over a server's workers: each worker has its own pool.
+DB_POOL_IN_USE = Gauge(
+    "shopstack_db_pool_connections_in_use",
+    "Database connections checked out of the pool right now.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_IDLE = Gauge(
+    "shopstack_db_pool_connections_idle",
+    "Database connections open in the pool and free right now.",
+    multiprocess_mode="livesum",
+)
+DB_POOL_OVERFLOW = Gauge(
+    "shopstack_db_pool_connections_overflow",
+    "Database connections open beyond DB_POOL_SIZE right now (at most DB_MAX_OVERFLOW).",
+    multiprocess_mode="livesum",
+)
+DB_POOL_LIMIT = Gauge(
+    "shopstack_db_pool_connections_limit",
+    "The most database connections the pool may hold (DB_POOL_SIZE plus DB_MAX_OVERFLOW).",
+    multiprocess_mode="livesum",
+)
+# From half a millisecond (a free connection) to the pool timeout (5 s by default).
+DB_POOL_WAIT_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+DB_POOL_WAIT = Histogram(
+    "shopstack_db_pool_wait_seconds",
+    "Time spent getting a database connection from the pool: waiting for a free one, or "
+    "opening a new one.",
+    buckets=DB_POOL_WAIT_BUCKETS,
+)
+DB_POOL_TIMEOUTS = Counter(
+    "shopstack_db_pool_timeouts",
+    "Requests that found no free database connection within DB_POOL_TIMEOUT_SECONDS "
+    "(answered 503).",
+)
+
+# -- caches ----------------------------------------------------------------------------------
+CACHE_LOOKUPS = Counter(
+    "shopstack_cache_lookups",
+    "Cache lookups by cache and result (hit, miss, or fallback when Redis did not answer and "
+    "PostgreSQL served the read).",
+    ["cache", "result"],
+)
+
+
+class CacheResult(StrEnum):
+    HIT = "hit"
+    MISS = "miss"
+    # Redis did not answer: the read went to PostgreSQL.
+    FALLBACK = "fallback"
+
+
+def observe_cache_lookup(cache: str, result: CacheResult) -> None:
+    """One lookup in a service's cache (``user``; ``product``, ``product_list``)."""
+    CACHE_LOOKUPS.labels(cache, result.value).inc()
 
 
 def status_class(status: int) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
+
+from shopstack_common.metrics import LATENCY_BUCKETS
 
 UPSTREAM_ATTEMPTS = Counter(
     "shopstack_gateway_upstream_attempts",
@@ -50,4 +52,27 @@ RATE_LIMITED = Counter(
     "shopstack_gateway_rate_limited",
     "Requests answered 429, by rate-limit policy.",
     ["policy"],
+)
+RATE_LIMIT_DECISIONS = Counter(
+    "shopstack_gateway_rate_limit_decisions",
+    "Rate-limit checks by policy and outcome (allowed, limited, failed_open or failed_closed "
+    "when Redis did not answer).",
+    ["policy", "outcome"],
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "shopstack_gateway_circuit_transitions",
+    "Circuit breaker state changes, by upstream and the state entered.",
+    ["upstream", "to_state"],
+)
+UPSTREAM_REQUEST_DURATION = Histogram(
+    "shopstack_gateway_upstream_request_duration_seconds",
+    "Time from sending one attempt to an upstream to its response headers, by upstream and "
+    "outcome.",
+    ["upstream", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+JWKS_REFRESHES = Counter(
+    "shopstack_gateway_jwks_refreshes",
+    "Refreshes of the token signing keys, by what triggered them (startup, expired, unknown_kid).",
+    ["trigger"],
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -126,6 +127,7 @@ class Upstream:
         attempt = 1
         while True:
             self.breaker.before_request()
+            started = time.perf_counter()
             try:
                 response = await self.session.request(
                     method,
@@ -141,17 +143,17 @@ class Upstream:
                 failure: Exception | None = error
                 outcome = "timeout" if isinstance(error, TimeoutError) else "unreachable"
                 if isinstance(error, aiohttp.SocketTimeoutError):
-                    self._record(outcome, ok=False)
+                    self._record(outcome, started, ok=False)
                     raise UpstreamTimeoutError(self.name) from error
             except TimeoutError as error:
-                self._record("timeout", ok=False)
+                self._record("timeout", started, ok=False)
                 raise UpstreamTimeoutError(self.name) from error
             else:
                 if response.status not in UNAVAILABLE_STATUSES:
-                    self._record("ok", ok=True)
+                    self._record("ok", started, ok=True)
                     return response
                 failure, outcome = None, "error_status"
-            self._record(outcome, ok=False)
+            self._record(outcome, started, ok=False)
             replayable = body is None or not body.started
             if not (idempotent and replayable and attempt < retry.attempts and self._spend()):
                 if failure is None:
@@ -168,8 +170,11 @@ class Upstream:
             await asyncio.sleep(delay)
             attempt += 1
 
-    def _record(self, outcome: str, *, ok: bool) -> None:
+    def _record(self, outcome: str, started: float, *, ok: bool) -> None:
         metrics.UPSTREAM_ATTEMPTS.labels(self.name, outcome).inc()
+        metrics.UPSTREAM_REQUEST_DURATION.labels(self.name, outcome).observe(
+            time.perf_counter() - started
+        )
         if ok:
             self.breaker.record_success()
         else:

@@ -9,6 +9,12 @@ ORDERS_PLACED = Counter(
     "Orders committed, by currency.",
     ["currency"],
 )
+ORDERS_PLACED_VALUE = Counter(
+    "shopstack_orders_placed_value_minor_units",
+    "Sum of the totals of committed orders in the currency's minor unit (cents for EUR), by "
+    "currency.",
+    ["currency"],
+)
 OUT_OF_STOCK_REJECTIONS = Counter(
     "shopstack_orders_out_of_stock_rejections",
     "Orders refused because a product had too little stock.",

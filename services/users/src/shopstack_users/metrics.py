@@ -26,3 +26,12 @@ PASSWORD_REHASHES = Counter(
     "shopstack_users_password_rehashes",
     "Stored password hashes upgraded to the current argon2 parameters at login.",
 )
+LOGINS = Counter(
+    "shopstack_users_logins",
+    "Password sign-ins by outcome (ok, bad_password, throttled, disabled).",
+    ["outcome"],
+)
+REGISTRATIONS = Counter(
+    "shopstack_users_registrations",
+    "Accounts created by registration.",
+)
