@@ -6,7 +6,9 @@ worker writes its samples there and the payload aggregates them, so no worker go
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Iterable
 from enum import StrEnum
 
 from prometheus_client import (
@@ -117,6 +119,15 @@ class CacheResult(StrEnum):
 def observe_cache_lookup(cache: str, result: CacheResult) -> None:
     """One lookup in a service's cache (``user``; ``product``, ``product_list``)."""
     CACHE_LOOKUPS.labels(cache, result.value).inc()
+
+
+def initialise(metric: Counter | Gauge | Histogram, *values: Iterable[str]) -> None:
+    """Export a labelled metric at zero for every combination of its known label values
+    (``values``: one iterable per label, in the metric's label order), before anything
+    happened. A series that appears at its first event has no earlier sample to differ from,
+    so ``rate()`` and ``increase()`` miss that event; and a dashboard shows 0, not nothing."""
+    for labels in itertools.product(*values):
+        metric.labels(*labels)
 
 
 def status_class(status: int) -> str:

@@ -93,6 +93,7 @@ class Upstream:
         # Where the upstream believes it lives: a Location there must not reach a client.
         self.origin = origin_of(self.base_url)
         self.session = session
+        metrics.initialise_upstream(name)
         self.breaker = CircuitBreaker(
             name,
             failure_threshold=settings.breaker.failure_threshold,
