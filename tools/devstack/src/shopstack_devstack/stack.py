@@ -14,6 +14,11 @@ import urllib.request
 from pathlib import Path
 
 from shopstack_devstack.logview import LogView
+from shopstack_devstack.monitoring import (
+    LocalMonitoring,
+    MonitoringPorts,
+    MonitoringUnavailableError,
+)
 from shopstack_devstack.nginx import LocalNginx
 from shopstack_devstack.ports import port_in_use
 from shopstack_devstack.postgres import EmbeddedPostgres
@@ -77,6 +82,18 @@ class Stack:
         self.supervisor = Supervisor(view, settings.data_dir / "run")
         self.database_url = settings.database_url
         self.redis_url = settings.redis_url
+        self.monitoring: LocalMonitoring | None = None
+        if settings.monitoring:
+            self.monitoring = LocalMonitoring(
+                source=settings.monitoring_dir,
+                root=settings.data_dir / "monitoring",
+                ports=MonitoringPorts(
+                    prometheus=settings.prometheus_port,
+                    alertmanager=settings.alertmanager_port,
+                    postgres_exporter=settings.postgres_exporter_port,
+                    redis_exporter=settings.redis_exporter_port,
+                ),
+            )
 
     # -- the parts ----------------------------------------------------------------------
 
@@ -90,6 +107,13 @@ class Stack:
             wanted["postgres"] = s.postgres_port
         if s.redis_url is None:
             wanted["redis"] = s.redis_port
+        if self.monitoring is not None:
+            wanted |= {
+                "prometheus": s.prometheus_port,
+                "alertmanager": s.alertmanager_port,
+                "postgres-exporter": s.postgres_exporter_port,
+                "redis-exporter": s.redis_exporter_port,
+            }
         busy = [f"{name} ({port})" for name, port in wanted.items() if port_in_use(port)]
         if busy:
             raise StartupError(
@@ -213,6 +237,44 @@ class Stack:
         )
         wait_http_ok(f"http://127.0.0.1:{s.nginx_port}/readyz", child, s.start_timeout_seconds)
 
+    def _start_monitoring(self) -> None:
+        monitoring = self.monitoring
+        if monitoring is None:
+            return
+        assert self.database_url
+        assert self.redis_url
+        s = self.settings
+        timeout = s.start_timeout_seconds
+        monitoring.prepare(
+            {"gateway": s.gateway_port, "users": s.users_port, "orders": s.orders_port}
+        )
+        exporters = [
+            (
+                self.supervisor.start(
+                    Child(
+                        "postgres-exporter",
+                        monitoring.postgres_exporter_command(),
+                        env=monitoring.postgres_exporter_env(self.database_url),
+                    )
+                ),
+                s.postgres_exporter_port,
+            ),
+            (
+                self.supervisor.start(
+                    Child("redis-exporter", monitoring.redis_exporter_command(self.redis_url))
+                ),
+                s.redis_exporter_port,
+            ),
+        ]
+        for child, port in exporters:
+            wait_http_ok(f"http://127.0.0.1:{port}/metrics", child, timeout)
+        alertmanager = self.supervisor.start(
+            Child("alertmanager", monitoring.alertmanager_command())
+        )
+        wait_http_ok(f"{monitoring.alertmanager_url}/-/ready", alertmanager, timeout)
+        prometheus = self.supervisor.start(Child("prometheus", monitoring.prometheus_command()))
+        wait_http_ok(f"{monitoring.prometheus_url}/-/ready", prometheus, timeout)
+
     # -- the whole ----------------------------------------------------------------------
 
     def up(self, *, fresh: bool) -> int:
@@ -230,8 +292,15 @@ class Stack:
             if fresh:
                 self._wipe()
             self._check_ports()
+            if self.monitoring is not None:
+                # Before anything starts: a missing binary is said at once, not after a minute.
+                self.monitoring.prometheus_command()
+                self.monitoring.alertmanager_command()
+                self.monitoring.postgres_exporter_command()
+                self.monitoring.redis_exporter_command("redis://127.0.0.1")
             for step in (self._start_postgres, self._start_redis, self._migrate,
-                         self._start_services, self._start_nginx):  # fmt: skip
+                         self._start_services, self._start_nginx,
+                         self._start_monitoring):  # fmt: skip
                 if stop.is_set():
                     return 130
                 step()
@@ -244,7 +313,7 @@ class Stack:
                     self.view.say(f"{dead.name} exited unexpectedly (code {code}); stopping")
                     return 1
             return 0
-        except (StartupError, RuntimeError, OSError) as error:
+        except (StartupError, MonitoringUnavailableError, RuntimeError, OSError) as error:
             # A server that exits while starting (a port taken meanwhile, a broken data dir)
             # is reported in one line; its own log lines above say the rest.
             self.view.say(f"could not start: {error}")
@@ -273,6 +342,11 @@ class Stack:
             f"  PostgreSQL    {_redact(self.database_url or '')}",
             f"  Redis         {self.redis_url}",
         ]
+        if self.monitoring is not None:
+            lines += [
+                f"  Prometheus    {self.monitoring.prometheus_url}",
+                f"  Alertmanager  {self.monitoring.alertmanager_url}",
+            ]
         if not os.environ.get("SHOPSTACK_ADMIN_EMAIL"):
             lines.append(f"  admin         {DEV_ADMIN_EMAIL} / {DEV_ADMIN_PASSWORD} (development)")
         for line in lines:
