@@ -126,6 +126,7 @@ GRACEFUL_TIMEOUT_SECONDS: {{ .values.gracefulTimeoutSeconds | quote }}
 FORWARDED_ALLOW_IPS: {{ join "," .root.Values.trustedProxies.cidrs | quote }}
 PROMETHEUS_MULTIPROC_DIR: /run/shopstack/metrics
 OTEL_SERVICE_NAME: {{ .component | quote }}
+OTEL_TRACES_SAMPLER_ARG: {{ .root.Values.telemetry.sampleRatio | quote }}
 {{- with .root.Values.telemetry.otlpEndpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{- end }}

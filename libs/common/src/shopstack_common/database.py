@@ -1,5 +1,5 @@
 """What every database engine of the platform reports about itself: its pool's connections, the
-wait for one and the timeouts (``shopstack_db_pool_*``).
+wait for one and the timeouts (``shopstack_db_pool_*``), and a span per statement.
 
 users (sync, psycopg) and orders (asyncio, asyncpg) pass ``InstrumentedQueuePool`` or
 ``InstrumentedAsyncAdaptedQueuePool`` as ``poolclass=``. The pool publishes its counts where
@@ -12,7 +12,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
 from shopstack_common.metrics import (
@@ -68,3 +73,61 @@ class InstrumentedAsyncAdaptedQueuePool(InstrumentedQueuePool, AsyncAdaptedQueue
     """The same for an asyncio engine (``create_async_engine``)."""
 
     _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
+
+# -- spans -----------------------------------------------------------------------------------
+# opentelemetry-instrumentation-sqlalchemy supports SQLAlchemy below 2.1 only; these hooks on
+# the engine make the same CLIENT spans, with the stable database conventions. An async
+# engine's statements run in its sync engine, inside a greenlet that carries the caller's
+# context, so a statement's span is a child of the request's.
+
+_SPAN_KEY = "_shopstack_span"
+_tracer = trace.get_tracer(__name__)
+
+
+def trace_statements(engine: Engine | AsyncEngine) -> None:
+    """A CLIENT span for every statement ``engine`` runs (``db.query.text`` holds the SQL with
+    its placeholders, never the values)."""
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    url = sync_engine.url
+    common: dict[str, str | int] = {"db.system.name": "postgresql"}
+    if url.database:
+        common["db.namespace"] = url.database
+    if url.host:
+        common["server.address"] = url.host
+    if url.port:
+        common["server.port"] = url.port
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _start(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        operation = statement.split(None, 1)[0].upper() if statement.strip() else "STATEMENT"
+        name = f"{operation} {common['db.namespace']}" if "db.namespace" in common else operation
+        span = _tracer.start_span(
+            name,
+            kind=SpanKind.CLIENT,
+            attributes={**common, "db.operation.name": operation, "db.query.text": statement},
+        )
+        if context is not None:
+            setattr(context, _SPAN_KEY, span)
+
+    @event.listens_for(sync_engine, "after_cursor_execute")
+    def _end(*args: Any) -> None:
+        context = args[4]  # (conn, cursor, statement, parameters, context, executemany)
+        span = getattr(context, _SPAN_KEY, None)
+        if span is not None:
+            span.end()
+            setattr(context, _SPAN_KEY, None)
+
+    @event.listens_for(sync_engine, "handle_error")
+    def _failed(exception_context: ExceptionContext) -> None:
+        span = getattr(exception_context.execution_context, _SPAN_KEY, None)
+        if span is None:
+            return
+        error = exception_context.original_exception
+        span.record_exception(error)
+        span.set_attribute("error.type", type(error).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, str(error)))
+        span.end()
+        setattr(exception_context.execution_context, _SPAN_KEY, None)

@@ -16,7 +16,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from shopstack_common.database import InstrumentedQueuePool
+from shopstack_common.database import InstrumentedQueuePool, trace_statements
 from shopstack_common.database_errors import BURST_KEY
 from shopstack_common.health import SyncCheck
 from shopstack_common.logs import BurstLogger
@@ -68,6 +68,7 @@ class Resources:
                 "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
             },
         )
+        trace_statements(engine)
         database_log = BurstLogger(logger, quiet_seconds=settings.fallback_log_quiet_seconds)
 
         @event.listens_for(engine, "checkout")
