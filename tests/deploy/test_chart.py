@@ -39,7 +39,8 @@ SERVICES = ["gateway", "users", "orders"]
 OLDEST_KUBERNETES = "1.27.0"
 KUBERNETES_VERSIONS = [OLDEST_KUBERNETES, kubernetes_validate.latest_version()]
 # Kinds from CRDs, which the Kubernetes schemas do not hold; their fields are checked below.
-CUSTOM_KINDS = {"HTTPRoute", "ServiceMonitor"}
+CUSTOM_KINDS = {"HTTPRoute", "ServiceMonitor", "PrometheusRule"}
+MONITORING = CHART.parents[2] / "monitoring"
 
 
 def name(component: str) -> str:
@@ -482,6 +483,47 @@ def test_service_monitors_scrape_the_metrics_port_when_asked(render: Render) -> 
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
         assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+
+def test_the_prometheus_rule_is_monitoring_s_rules_and_alerts_group_for_group(
+    render: Render,
+) -> None:
+    assert of_kind(render("dev"), "PrometheusRule") == []
+    (rule,) = of_kind(render("gateway-api"), "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    expected = [
+        group
+        for folder in ("rules", "alerts")
+        for path in sorted((MONITORING / folder).glob("*.yaml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+    ]
+    assert expected
+    assert rule["spec"]["groups"] == expected
+
+
+def test_dashboards_are_config_maps_for_grafana_s_sidecar(render: Render) -> None:
+    def dashboards(docs: list[Manifest]) -> list[Manifest]:
+        return [
+            d
+            for d in of_kind(docs, "ConfigMap")
+            if "grafana_dashboard" in d["metadata"].get("labels", {})
+        ]
+
+    assert dashboards(render("dev")) == []
+    found = dashboards(render("gateway-api"))
+    generated = {
+        p.name: json.loads(p.read_text())
+        for p in (MONITORING / "dashboards" / "generated").glob("*.json")
+    }
+    assert len(found) == len(generated) == 5
+    for config_map in found:
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert config_map["metadata"]["annotations"]["grafana_folder"] == "Shop"
+        ((key, text),) = config_map["data"].items()
+        assert json.loads(text) == generated[key]
+        assert config_map["metadata"]["name"] == name(
+            f"dashboard-{key.removesuffix('.json').removeprefix('shopstack-')}"
+        )
 
 
 def test_escape_hatches(render: Render) -> None:
