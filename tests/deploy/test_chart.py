@@ -526,6 +526,38 @@ def test_dashboards_are_config_maps_for_grafana_s_sidecar(render: Render) -> Non
         )
 
 
+def test_exporters_run_beside_the_in_chart_data_stores_as_the_jobs_the_rules_read(
+    render: Render,
+) -> None:
+    dev = render("dev")
+    for store in ("postgresql", "redis"):
+        assert [c["name"] for c in containers(named(dev, "StatefulSet", name(store)))] == [store]
+    docs = render("in-chart-databases")
+    for store, exporter, port, job in (
+        ("postgresql", "postgres-exporter", 9187, "postgres"),
+        ("redis", "redis-exporter", 9121, "redis"),
+    ):
+        sidecar = {c["name"]: c for c in containers(named(docs, "StatefulSet", name(store)))}[
+            exporter
+        ]
+        assert sidecar["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+        service = named(docs, "Service", name(store))
+        assert {
+            "name": "metrics",
+            "port": port,
+            "targetPort": "metrics",
+            "protocol": "TCP",
+        } in service["spec"]["ports"]
+        policy = named(docs, "NetworkPolicy", name(store))
+        assert [{"port": port, "protocol": "TCP"}] in [
+            rule["ports"] for rule in policy["spec"]["ingress"]
+        ]
+        monitor = named(docs, "ServiceMonitor", name(store))
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] == "metrics"
+        assert {"targetLabel": "job", "replacement": job} in endpoint["relabelings"]
+
+
 def test_escape_hatches(render: Render) -> None:
     docs = render("gateway-api")
     gateway = named(docs, "Deployment", name("gateway"))
