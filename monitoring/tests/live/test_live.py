@@ -398,6 +398,41 @@ def test_after_the_journeys_every_rule_and_dashboard_query_returns_series(
     print(f"\n{len(records)} recording rules and {len(queries)} dashboard queries returned series")
 
 
+def test_single_worker_services_leave_trace_ids_as_exemplars(
+    monitored: LocalPlatform, prometheus: Prometheus
+) -> None:
+    """gateway and orders run one worker under make up, so prometheus-client keeps exemplars
+    and Prometheus (exemplar storage on) stores them; users runs two (multiprocess: none)."""
+    with httpx.Client(base_url=monitored.url, timeout=15) as client:
+        assert client.get("/api/v1/products").status_code == 200
+
+    def exemplars() -> dict[str, set[str]]:
+        now = time.time()
+        found: dict[str, set[str]] = {}
+        for series in ("shopstack_http_request_duration_seconds_bucket",
+                       "shopstack_gateway_upstream_request_duration_seconds_bucket"):  # fmt: skip
+            data = prometheus.get(
+                "/api/v1/query_exemplars", query=series, start=str(now - 600), end=str(now)
+            )
+            for group in data:
+                ids = {e["labels"].get("trace_id", "") for e in group["exemplars"]}
+                found.setdefault(f"{series}{{job={group['seriesLabels']['job']}}}", set()).update(
+                    ids
+                )
+        return found
+
+    def complete() -> bool:
+        found = exemplars()
+        wanted = [key for key in found if "job=gateway" in key or "job=orders" in key]
+        return len(wanted) == 3 and all(
+            any(re.fullmatch(r"[0-9a-f]{32}", trace_id) for trace_id in found[key])
+            for key in wanted
+        )
+
+    wait_for("trace ids on gateway's and orders' latency buckets", complete, exemplars)
+    assert not any("job=users" in key for key in exemplars()), "users runs two workers"
+
+
 def test_every_template_variable_resolves(monitored: LocalPlatform, prometheus: Prometheus) -> None:
     label_values = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$")
     variables = [

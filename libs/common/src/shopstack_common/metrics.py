@@ -11,18 +11,17 @@ import os
 from collections.abc import Iterable
 from enum import StrEnum
 
+from opentelemetry import trace
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    generate_latest,
     multiprocess,
 )
+from prometheus_client.exposition import choose_encoder
 
-METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNMATCHED_ROUTE = "<unmatched>"
 
 # Buckets sized for an API whose answers are expected in milliseconds, with a tail to 10 s.
@@ -134,16 +133,35 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx"
 
 
+def trace_exemplar(span: trace.Span | None = None) -> dict[str, str] | None:
+    """The trace id of ``span`` (the current one by default) when it is sampled, as an
+    exemplar for a latency observation; None in multiprocess mode, where prometheus-client
+    keeps no exemplars."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    context = (span or trace.get_current_span()).get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return {"trace_id": format(context.trace_id, "032x")}
+
+
 def observe_request(*, route: str, method: str, status: int, duration: float) -> None:
     labels = (route, method.upper(), status_class(status))
     HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_REQUEST_DURATION.labels(*labels).observe(duration)
+    HTTP_REQUEST_DURATION.labels(*labels).observe(duration, exemplar=trace_exemplar())
 
 
-def metrics_payload() -> bytes:
-    """The text exposition of this process, or of every worker in multiprocess mode."""
+def _registry() -> CollectorRegistry:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
-    return generate_latest(REGISTRY)
+        return registry
+    return REGISTRY
+
+
+def negotiated_payload(accept: str | None) -> tuple[bytes, str]:
+    """The exposition in the format ``accept`` asks for, and its content type: OpenMetrics
+    (the only one that carries exemplars) when the scraper asks, as Prometheus does, else
+    the classic text format."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(_registry()), content_type

@@ -19,6 +19,7 @@ from multidict import CIMultiDict
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from shopstack_common.metrics import trace_exemplar
 from shopstack_gateway import metrics
 from shopstack_gateway.config import UpstreamSettings
 from shopstack_gateway.resilience import CircuitBreaker, RetryBudget, backoff_seconds
@@ -205,7 +206,7 @@ class Upstream:
         span.end()
         metrics.UPSTREAM_ATTEMPTS.labels(self.name, outcome).inc()
         metrics.UPSTREAM_REQUEST_DURATION.labels(self.name, outcome).observe(
-            time.perf_counter() - started
+            time.perf_counter() - started, exemplar=trace_exemplar(span)
         )
         if ok:
             self.breaker.record_success()

@@ -187,18 +187,16 @@ class Stack:
         """``shopstack-<service> serve``: the command the images and the chart run, with
         its options in the environment."""
         run = self.settings.data_dir / "run"
+        server = {"HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+        # Several workers share their samples through a directory; one keeps them in memory,
+        # where prometheus-client also keeps exemplars (trace ids on the latency histograms).
+        if workers > 1:
+            server["PROMETHEUS_MULTIPROC_DIR"] = str(run / f"metrics-{service}")
         return self.supervisor.start(
             Child(
                 service,
                 [sys.executable, "-m", f"shopstack_{service}", "serve"],
-                env={
-                    **self._service_env(),
-                    **env,
-                    "HOST": "127.0.0.1",
-                    "PORT": str(port),
-                    "WEB_CONCURRENCY": str(workers),
-                    "PROMETHEUS_MULTIPROC_DIR": str(run / f"metrics-{service}"),
-                },
+                env={**self._service_env(), **env, **server},
             )
         )
 
