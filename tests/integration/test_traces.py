@@ -9,6 +9,7 @@ The test prints the trees (service → span names)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -106,8 +107,14 @@ class Tree:
         return lines
 
 
-def one_trace(spans: InMemorySpanExporter) -> Tree:
-    finished = list(spans.get_finished_spans())
+async def one_trace(spans: InMemorySpanExporter, servers: int) -> Tree:
+    """The trace, once its ``servers`` SERVER spans have ended: users' ends when its WSGI
+    server closes the answer, which may be a moment after the client has it."""
+    for _ in range(200):
+        finished = list(spans.get_finished_spans())
+        if sum(span.kind is SpanKind.SERVER for span in finished) >= servers:
+            break
+        await asyncio.sleep(0.05)
     assert finished
     assert len({span.context.trace_id for span in finished}) == 1, "one trace throughout"
     return Tree(finished)
@@ -133,6 +140,9 @@ def assert_edges_into(tree: Tree, upstream: str) -> list[ReadableSpan]:
     # Stable HTTP semantic conventions (OTEL_SEMCONV_STABILITY_OPT_IN=http).
     assert served.attributes["http.request.method"] in {"GET", "POST"}
     assert "http.method" not in served.attributes
+    # Named by its route template, never by a path with an id in it.
+    route = served.attributes["http.route"]
+    assert served.name == f"{served.attributes['http.request.method']} {route}"
     return list(tree.descendants(served))
 
 
@@ -161,11 +171,12 @@ async def test_a_product_read_is_one_trace_down_to_postgresql_and_redis(
         headers=issuer.bearer(roles=["admin"]),
     )
     assert created.status_code == 201, created.text
+    await one_trace(spans, servers=2)
     spans.clear()
     # Not cached yet: Redis is asked, then PostgreSQL, then the entry is stored.
     read = await gateway.get(f"/api/v1/products/{created.json()['id']}")
     assert read.status_code == 200, read.text
-    tree = one_trace(spans)
+    tree = await one_trace(spans, servers=2)
     print("\n" + "\n".join(tree.render()))
     below_orders = assert_edges_into(tree, "orders")
     (select,) = [s for s in database_spans(below_orders) if s.name.startswith("SELECT")]
@@ -184,13 +195,14 @@ async def test_a_sign_in_is_one_trace_down_to_postgresql_and_redis(
         "/api/v1/auth/register", json={"email": email, "password": password, "full_name": "Ada"}
     )
     assert registered.status_code == 201, registered.text
+    await one_trace(spans, servers=2)  # the registration's spans, all ended, then gone
     spans.clear()
     token = await gateway.post(
         "/api/v1/auth/token",
         data={"grant_type": "password", "username": email, "password": password},
     )
     assert token.status_code == 200, token.text
-    tree = one_trace(spans)
+    tree = await one_trace(spans, servers=2)
     print("\n" + "\n".join(tree.render()))
     below_users = assert_edges_into(tree, "users")
     statements = database_spans(below_users)

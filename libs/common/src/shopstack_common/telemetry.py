@@ -49,3 +49,18 @@ def configure_tracing(service: str, otlp_endpoint: str | None, sample_ratio: flo
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument(tracer_provider=provider)
     _configured = True
+
+
+def name_server_span(method: str, route: str | None) -> None:
+    """Name the request's SERVER span by its route template once routing knows it
+    (``GET /api/v1/products/{product_id}``, ``http.route``), as the HTTP conventions ask: the
+    ASGI and WSGI middlewares name it by the raw path, one name per product id. A request no
+    route matched is named by its method alone."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    if route:
+        span.update_name(f"{method} {route}")
+        span.set_attribute("http.route", route)
+    else:
+        span.update_name(method)
