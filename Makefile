@@ -57,7 +57,7 @@ up: $(VENV_STAMP) ## run the whole platform on 127.0.0.1 (FRESH=1 starts with em
 	@$(if $(MONITORING),SHOPSTACK_MONITORING=1) $(RUN) shopstack-devstack up $(if $(FRESH),--fresh)
 
 .PHONY: monitor
-monitor: ## make up, and Prometheus, Alertmanager and the PostgreSQL and Redis exporters beside it (Debian's packages, installed where it may)
+monitor: ## make up, and Prometheus, Alertmanager and the PostgreSQL, Redis and NGINX exporters beside it (Debian's packages, installed where it may)
 	@$(MAKE) up MONITORING=1
 
 .PHONY: test

@@ -323,7 +323,7 @@ def monitored(
     root = tmp_path_factory.mktemp("live")
     monitoring = render_monitoring(root / "monitoring", webhook)
     names = ("nginx", "gateway", "users", "orders", "postgres", "prometheus", "alertmanager",
-             "postgres_exporter", "redis_exporter")  # fmt: skip
+             "postgres_exporter", "redis_exporter", "nginx_exporter", "nginx_status")  # fmt: skip
     stack = LocalPlatform(
         data_dir=root / "devstack",
         ports={name: free_port() for name in names},
@@ -362,13 +362,31 @@ def rule_paths(monitored: LocalPlatform) -> list[str]:
 def test_every_target_is_up_and_every_rule_healthy(
     monitored: LocalPlatform, prometheus: Prometheus
 ) -> None:
-    jobs = {"gateway", "users", "orders", "postgres", "redis", "prometheus", "alertmanager"}
+    jobs = {
+        "gateway",
+        "users",
+        "orders",
+        "postgres",
+        "redis",
+        "nginx",
+        "prometheus",
+        "alertmanager",
+    }
 
     def targets() -> dict[str, str]:
         found = prometheus.get("/api/v1/targets")["activeTargets"]
         return {t["labels"]["job"]: t["health"] for t in found}
 
     wait_for("every target up", lambda: targets() == dict.fromkeys(jobs, "up"), targets)
+
+    def exporters_reach_their_servers() -> list[dict[str, Any]]:
+        return prometheus.query("pg_up == 1 or redis_up == 1 or nginx_up == 1")
+
+    wait_for(
+        "pg_up, redis_up and nginx_up at 1",
+        lambda: len(exporters_reach_their_servers()) == 3,
+        exporters_reach_their_servers,
+    )
 
     def unhealthy() -> list[tuple[str, str]]:
         groups = prometheus.get("/api/v1/rules")["groups"]

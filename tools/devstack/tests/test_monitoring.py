@@ -16,11 +16,16 @@ from shopstack_devstack.monitoring import (
 )
 
 PORTS = MonitoringPorts(
-    prometheus=19090, alertmanager=19093, postgres_exporter=19187, redis_exporter=19121
+    prometheus=19090,
+    alertmanager=19093,
+    postgres_exporter=19187,
+    redis_exporter=19121,
+    nginx_exporter=19113,
+    nginx_status=18081,
 )
 
 
-def test_every_job_scrapes_where_the_stack_runs_it_and_nginx_is_left_out(tmp_path: Path) -> None:
+def test_every_job_scrapes_where_the_stack_runs_it(tmp_path: Path) -> None:
     monitoring = LocalMonitoring(source=MONITORING_DIR, root=tmp_path, ports=PORTS)
     monitoring.prepare({"gateway": 18000, "users": 18001, "orders": 18002})
     config = yaml.safe_load(monitoring.prometheus_config.read_text())
@@ -33,6 +38,7 @@ def test_every_job_scrapes_where_the_stack_runs_it_and_nginx_is_left_out(tmp_pat
         "orders": ["127.0.0.1:18002"],
         "postgres": ["127.0.0.1:19187"],
         "redis": ["127.0.0.1:19121"],
+        "nginx": ["127.0.0.1:19113"],
         "prometheus": ["127.0.0.1:19090"],
         "alertmanager": ["127.0.0.1:19093"],
     }

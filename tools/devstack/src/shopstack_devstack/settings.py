@@ -33,6 +33,8 @@ class DevstackSettings(BaseSettings):
     alertmanager_port: int = 9093
     postgres_exporter_port: int = 9187
     redis_exporter_port: int = 9121
+    nginx_exporter_port: int = 9113
+    nginx_status_port: int = 8081
 
     users_workers: int = 2
     users_threads: int = 4

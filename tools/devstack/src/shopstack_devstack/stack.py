@@ -19,7 +19,7 @@ from shopstack_devstack.monitoring import (
     MonitoringPorts,
     MonitoringUnavailableError,
 )
-from shopstack_devstack.nginx import LocalNginx
+from shopstack_devstack.nginx import LocalNginx, nginx_binary
 from shopstack_devstack.ports import port_in_use
 from shopstack_devstack.postgres import EmbeddedPostgres
 from shopstack_devstack.processes import Child, Supervisor
@@ -92,6 +92,8 @@ class Stack:
                     alertmanager=settings.alertmanager_port,
                     postgres_exporter=settings.postgres_exporter_port,
                     redis_exporter=settings.redis_exporter_port,
+                    nginx_exporter=settings.nginx_exporter_port,
+                    nginx_status=settings.nginx_status_port,
                 ),
             )
 
@@ -113,6 +115,8 @@ class Stack:
                 "alertmanager": s.alertmanager_port,
                 "postgres-exporter": s.postgres_exporter_port,
                 "redis-exporter": s.redis_exporter_port,
+                "nginx-exporter": s.nginx_exporter_port,
+                "nginx-status": s.nginx_status_port,
             }
         busy = [f"{name} ({port})" for name, port in wanted.items() if port_in_use(port)]
         if busy:
@@ -228,6 +232,7 @@ class Stack:
             prefix=s.data_dir / "nginx",
             listen=f"127.0.0.1:{s.nginx_port}",
             gateway=f"127.0.0.1:{s.gateway_port}",
+            status_listen=self.monitoring.nginx_status_listen if self.monitoring else None,
         )
         nginx.prepare()
         child = self.supervisor.start(
@@ -263,6 +268,10 @@ class Stack:
                 ),
                 s.redis_exporter_port,
             ),
+            (
+                self.supervisor.start(Child("nginx-exporter", monitoring.nginx_exporter_command())),
+                s.nginx_exporter_port,
+            ),
         ]
         for child, port in exporters:
             wait_http_ok(f"http://127.0.0.1:{port}/metrics", child, timeout)
@@ -296,6 +305,8 @@ class Stack:
                 self.monitoring.alertmanager_command()
                 self.monitoring.postgres_exporter_command()
                 self.monitoring.redis_exporter_command("redis://127.0.0.1")
+                self.monitoring.nginx_exporter_command()
+                nginx_binary(stub_status=True)
             for step in (self._start_postgres, self._start_redis, self._migrate,
                          self._start_services, self._start_nginx,
                          self._start_monitoring):  # fmt: skip
