@@ -10,14 +10,13 @@ hooks SQLAlchemy's pool implementations are built on), so the gauges never lag a
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePool
 
 from shopstack_common.metrics import (
@@ -28,6 +27,10 @@ from shopstack_common.metrics import (
     DB_POOL_TIMEOUTS,
     DB_POOL_WAIT,
 )
+
+if TYPE_CHECKING:
+    # Not at run time: sqlalchemy.ext.asyncio needs greenlet, which users (sync) does not have.
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class InstrumentedQueuePool(QueuePool):
@@ -88,7 +91,7 @@ _tracer = trace.get_tracer(__name__)
 def trace_statements(engine: Engine | AsyncEngine) -> None:
     """A CLIENT span for every statement ``engine`` runs (``db.query.text`` holds the SQL with
     its placeholders, never the values)."""
-    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    sync_engine = engine if isinstance(engine, Engine) else engine.sync_engine
     url = sync_engine.url
     common: dict[str, str | int] = {"db.system.name": "postgresql"}
     if url.database:
