@@ -58,8 +58,13 @@ $(VENV_STAMP): $(UV) uv.lock pyproject.toml $(PROJECTS)
 install: $(VENV_STAMP) ## install uv and the locked workspace (every other target does this first)
 
 .PHONY: up
-up: $(VENV_STAMP) ## run the whole platform on 127.0.0.1 (FRESH=1 starts with empty data)
-	@$(RUN) shopstack-devstack up $(if $(FRESH),--fresh)
+up: $(VENV_STAMP) ## run the whole platform on 127.0.0.1 (FRESH=1 starts with empty data; MONITORING=1: make monitor)
+	@$(if $(MONITORING),monitoring/tools/install-tools live)
+	@$(if $(MONITORING),SHOPSTACK_MONITORING=1) $(RUN) shopstack-devstack up $(if $(FRESH),--fresh)
+
+.PHONY: monitor
+monitor: ## make up, and Prometheus, Alertmanager and the PostgreSQL, Redis and NGINX exporters beside it (Debian's packages, installed where it may)
+	@$(MAKE) up MONITORING=1
 
 .PHONY: down
 down: $(VENV_STAMP) ## stop a `make up` started in the background (as its Ctrl-C would), and what a killed one left
@@ -120,6 +125,11 @@ monitoring-tools: ## promtool and amtool, from Debian's packages when missing (a
 test-monitoring: $(VENV_STAMP) monitoring-tools ## monitoring/: promtool and amtool checks and tests, alert, runbook and dashboard rules, stale dashboards
 	$(call PYTEST_TIER,-m monitoring monitoring/tests)
 
+.PHONY: test-monitoring-live
+test-monitoring-live: $(VENV_STAMP) ## make monitor on free ports: every rule, dashboard query and variable answers; Redis down alerts reach Alertmanager's receiver and resolve
+	monitoring/tools/install-tools live
+	$(call PYTEST_TIER,-m monitoring_live -rP monitoring/tests/live)
+
 .PHONY: dashboards
 dashboards: $(VENV_STAMP) ## regenerate the dashboards' JSON and their description in monitoring/README.md
 	$(RUN) python -m shopstack_dashboards
@@ -170,6 +180,7 @@ ci: ## what CI runs: lint, types, every test on embedded servers, then the conta
 	SHOPSTACK_TEST_BACKEND=embedded $(MAKE) test
 	$(MAKE) test-browser
 	$(MAKE) test-contract
+	$(MAKE) test-monitoring-live
 	$(MAKE) airgap-images
 	set -a && . $(AIRGAP)/images.env && set +a && \
 	  $(MAKE) test-containers && $(MAKE) test-images && $(MAKE) test-rehearse

@@ -16,11 +16,15 @@ from shopstack_dashboards.paths import MONITORING
 
 INSTALLER = MONITORING / "tools" / "install-tools"
 HERE = Path(__file__).parent
+LIVE = HERE / "live"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # live/ runs the platform and a real Prometheus: its own tier (`make test-monitoring-live`).
     for item in items:
-        if HERE in item.path.parents:
+        if LIVE in item.path.parents:
+            item.add_marker(pytest.mark.monitoring_live)
+        elif HERE in item.path.parents:
             item.add_marker(pytest.mark.monitoring)
 
 

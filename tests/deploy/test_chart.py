@@ -39,7 +39,8 @@ SERVICES = ["gateway", "users", "orders"]
 OLDEST_KUBERNETES = "1.27.0"
 KUBERNETES_VERSIONS = [OLDEST_KUBERNETES, kubernetes_validate.latest_version()]
 # Kinds from CRDs, which the Kubernetes schemas do not hold; their fields are checked below.
-CUSTOM_KINDS = {"HTTPRoute", "ServiceMonitor"}
+CUSTOM_KINDS = {"HTTPRoute", "ServiceMonitor", "PrometheusRule"}
+MONITORING = CHART.parents[2] / "monitoring"
 
 
 def name(component: str) -> str:
@@ -243,7 +244,11 @@ def test_probes_ports_and_a_shutdown_that_finishes_requests(render: Render, comp
     assert pod_spec(deployment)["terminationGracePeriodSeconds"] > sleep + graceful
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["tmp"] == "/tmp"  # noqa: S108 - the mount path the pod gets, not a file here
-    assert mounts["metrics"] == config["PROMETHEUS_MULTIPROC_DIR"]
+    # Multiprocess metrics only with several workers: one keeps its exemplars in memory.
+    if int(config["WEB_CONCURRENCY"]) > 1:
+        assert mounts["metrics"] == config["PROMETHEUS_MULTIPROC_DIR"]
+    else:
+        assert "PROMETHEUS_MULTIPROC_DIR" not in config
     volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
     assert "emptyDir" in volumes["tmp"]
     assert "emptyDir" in volumes["metrics"]
@@ -531,6 +536,79 @@ def test_service_monitors_scrape_the_metrics_port_when_asked(render: Render) -> 
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
         assert monitor["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+
+
+def test_the_prometheus_rule_is_monitoring_s_rules_and_alerts_group_for_group(
+    render: Render,
+) -> None:
+    assert of_kind(render("dev"), "PrometheusRule") == []
+    (rule,) = of_kind(render("gateway-api"), "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    expected = [
+        group
+        for folder in ("rules", "alerts")
+        for path in sorted((MONITORING / folder).glob("*.yaml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+    ]
+    assert expected
+    assert rule["spec"]["groups"] == expected
+
+
+def test_dashboards_are_config_maps_for_grafana_s_sidecar(render: Render) -> None:
+    def dashboards(docs: list[Manifest]) -> list[Manifest]:
+        return [
+            d
+            for d in of_kind(docs, "ConfigMap")
+            if "grafana_dashboard" in d["metadata"].get("labels", {})
+        ]
+
+    assert dashboards(render("dev")) == []
+    found = dashboards(render("gateway-api"))
+    generated = {
+        p.name: json.loads(p.read_text())
+        for p in (MONITORING / "dashboards" / "generated").glob("*.json")
+    }
+    assert len(found) == len(generated) == 5
+    for config_map in found:
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert config_map["metadata"]["annotations"]["grafana_folder"] == "Shop"
+        ((key, text),) = config_map["data"].items()
+        assert json.loads(text) == generated[key]
+        assert config_map["metadata"]["name"] == name(
+            f"dashboard-{key.removesuffix('.json').removeprefix('shopstack-')}"
+        )
+
+
+def test_exporters_run_beside_the_in_chart_data_stores_as_the_jobs_the_rules_read(
+    render: Render,
+) -> None:
+    dev = render("dev")
+    for store in ("postgresql", "redis"):
+        assert [c["name"] for c in containers(named(dev, "StatefulSet", name(store)))] == [store]
+    docs = render("in-chart-databases")
+    for store, exporter, port, job in (
+        ("postgresql", "postgres-exporter", 9187, "postgres"),
+        ("redis", "redis-exporter", 9121, "redis"),
+    ):
+        sidecar = {c["name"]: c for c in containers(named(docs, "StatefulSet", name(store)))}[
+            exporter
+        ]
+        assert sidecar["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+        service = named(docs, "Service", name(store))
+        assert {
+            "name": "metrics",
+            "port": port,
+            "targetPort": "metrics",
+            "protocol": "TCP",
+        } in service["spec"]["ports"]
+        policy = named(docs, "NetworkPolicy", name(store))
+        assert [{"port": port, "protocol": "TCP"}] in [
+            rule["ports"] for rule in policy["spec"]["ingress"]
+        ]
+        monitor = named(docs, "ServiceMonitor", name(store))
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] == "metrics"
+        assert {"targetLabel": "job", "replacement": job} in endpoint["relabelings"]
 
 
 def test_escape_hatches(render: Render) -> None:

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from shopstack_dashboards.catalog import rendered, stale, write
-from shopstack_dashboards.paths import GENERATED
+from shopstack_dashboards.paths import CHART_COPIES, GENERATED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
             print("run `make dashboards` and commit the result", file=sys.stderr)
         return 1 if problems else 0
     write(files)
-    print(f"wrote {len(files) - 1} dashboards to {GENERATED} and their description to README.md")
+    print(
+        f"wrote the dashboards to {GENERATED}, their description to README.md and the chart's "
+        f"copies to {CHART_COPIES}"
+    )
     return 0
 
 

@@ -1,6 +1,7 @@
 """Every dashboard, its JSON as committed in ``monitoring/dashboards/generated/``, and its
 description in ``monitoring/README.md`` (rows, panels, queries), written from the same models
-so the two never disagree."""
+so the two never disagree; and the chart's copies of the dashboards, rules and alerts
+(``deploy/helm/shopstack/files/monitoring/``), byte for byte the files of ``monitoring/``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from shopstack_dashboards import business, datastores, gateway, overview, promql, service_red
 from shopstack_dashboards.contract import Status, load_contract, series_index
-from shopstack_dashboards.paths import GENERATED, MONITORING
+from shopstack_dashboards.paths import CHART_COPIES, GENERATED, MONITORING, REPO, RULE_FOLDERS
 
 BUILDERS: tuple[Callable[[], dashboard.Dashboard], ...] = (
     overview.build,
@@ -99,29 +100,40 @@ def rendered() -> dict[Path, str]:
         for model in models
     }
     files[README] = _readme_with(describe(models))
+    for path, text in list(files.items()):
+        if path.parent == GENERATED:
+            files[CHART_COPIES / "dashboards" / path.name] = text
+    for folder in RULE_FOLDERS:
+        for path in sorted((MONITORING / folder).glob("*.yaml")):
+            files[CHART_COPIES / folder / path.name] = path.read_text()
     return files
+
+
+def _generated_dirs() -> list[Path]:
+    return [GENERATED, *(CHART_COPIES / part for part in ("dashboards", *RULE_FOLDERS))]
 
 
 def stale(files: dict[Path, str]) -> list[str]:
     """What differs between ``files`` and what is on disk: changed, missing, extra."""
     problems = [
-        f"{path.relative_to(MONITORING)}: "
-        f"{'differs from its source' if path.exists() else 'missing'}"
+        f"{path.relative_to(REPO)}: {'differs from its source' if path.exists() else 'missing'}"
         for path, text in files.items()
         if not path.exists() or path.read_text() != text
     ]
     problems += [
-        f"{path.relative_to(MONITORING)}: no dashboard generates it"
-        for path in sorted(GENERATED.glob("*.json"))
+        f"{path.relative_to(REPO)}: nothing in monitoring/ generates it"
+        for folder in _generated_dirs()
+        for path in sorted(folder.glob("*"))
         if path not in files
     ]
     return problems
 
 
 def write(files: dict[Path, str]) -> None:
-    GENERATED.mkdir(parents=True, exist_ok=True)
-    for path in GENERATED.glob("*.json"):
-        if path not in files:
-            path.unlink()
+    for folder in _generated_dirs():
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in folder.glob("*"):
+            if path not in files:
+                path.unlink()
     for path, text in files.items():
         path.write_text(text)

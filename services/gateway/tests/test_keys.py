@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from prometheus_client import REGISTRY
 
 from shopstack_gateway.keys import JwksDocument, KeySet, KeysUnavailableError, max_age, parse_jwks
 
@@ -46,6 +47,13 @@ class FakeClock:
         return self.now
 
 
+def refreshes(trigger: str) -> float:
+    return (
+        REGISTRY.get_sample_value("shopstack_gateway_jwks_refreshes_total", {"trigger": trigger})
+        or 0.0
+    )
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -74,11 +82,15 @@ async def test_keys_are_fetched_once_and_cached(clock: FakeClock) -> None:
 async def test_an_unknown_kid_refetches_at_most_once_per_interval(clock: FakeClock) -> None:
     source = Source("a")
     keys = key_set(source, clock)
-    await keys.get("a")
+    startup = refreshes("startup")
+    await keys.refresh()
+    assert refreshes("startup") == startup + 1
+    unknown = refreshes("unknown_kid")
     clock.now += 10
     for _ in range(50):
         assert await keys.get("made-up") is None
     assert source.fetches == 2
+    assert refreshes("unknown_kid") == unknown + 1
     source.keys.append(jwk("b"))
     assert await keys.get("b") is None  # still inside the interval: not fetched
     clock.now += 5
@@ -101,10 +113,12 @@ async def test_stale_keys_stay_in_use_while_they_are_refetched(clock: FakeClock)
     source = Source("a", max_age=60)
     keys = key_set(source, clock)
     await keys.get("a")
+    expired = refreshes("expired")
     clock.now += 61
     assert await keys.get("a") is not None  # answered from the stale set at once ...
     await asyncio.sleep(0.01)
     assert source.fetches == 2  # ... while the new set came in the background
+    assert refreshes("expired") == expired + 1
 
 
 async def test_known_keys_survive_a_failed_fetch(clock: FakeClock) -> None:

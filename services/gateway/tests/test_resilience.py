@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 from aiohttp import web
+from prometheus_client import REGISTRY
 
 from shopstack_devstack.ports import free_port
 from shopstack_gateway.resilience import (
@@ -31,6 +32,16 @@ class FakeClock:
 
 
 # -- the breaker on its own -------------------------------------------------------------
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def transitions(to_state: str) -> float:
+    return sample(
+        "shopstack_gateway_circuit_transitions_total", upstream="orders", to_state=to_state
+    )
 
 
 def state(breaker: CircuitBreaker) -> BreakerState:
@@ -72,6 +83,7 @@ def test_open_breaker_refuses_with_the_time_left(breaker: CircuitBreaker, clock:
 def test_half_open_lets_one_probe_through_and_closes_on_its_success(
     breaker: CircuitBreaker, clock: FakeClock
 ) -> None:
+    before = {to: transitions(to) for to in ("open", "half_open", "closed")}
     for _ in range(3):
         breaker.record_failure()
     clock.now += 10
@@ -82,6 +94,13 @@ def test_half_open_lets_one_probe_through_and_closes_on_its_success(
     breaker.record_success()
     assert state(breaker) is BreakerState.CLOSED
     breaker.before_request()
+    # Each state entered once, and the gauge back at closed.
+    assert {to: transitions(to) - before[to] for to in before} == {
+        "open": 1,
+        "half_open": 1,
+        "closed": 1,
+    }
+    assert sample("shopstack_gateway_circuit_state", upstream="orders") == 0
 
 
 def test_a_failed_probe_opens_the_breaker_again(breaker: CircuitBreaker, clock: FakeClock) -> None:
@@ -199,6 +218,7 @@ async def hanging_up(port: int, times: int) -> AsyncIterator[list[int]]:
         await server.wait_closed()
 
 
+DURATION_COUNT = "shopstack_gateway_upstream_request_duration_seconds_count"
 FAST_RETRIES = {"retry": {"backoff_base_seconds": 0.001, "backoff_max_seconds": 0.002}}
 
 
@@ -206,6 +226,10 @@ async def test_get_is_retried_after_an_unavailable_answer(
     make_gateway: GatewayFactory, serve_upstream: UpstreamServer
 ) -> None:
     flaky = Flaky(failures=2)
+    timed = {
+        outcome: sample(DURATION_COUNT, upstream="orders", outcome=outcome)
+        for outcome in ("ok", "error_status")
+    }
     async with (
         serve_upstream(flaky.app()) as url,
         make_gateway({"users": url, "orders": url}, upstream_options=FAST_RETRIES) as client,
@@ -213,6 +237,11 @@ async def test_get_is_retried_after_an_unavailable_answer(
         response = await client.get("/api/v1/products")
     assert response.status_code == 200
     assert flaky.requests == 3
+    # Every attempt is timed, by its outcome.
+    assert sample(DURATION_COUNT, upstream="orders", outcome="error_status") == (
+        timed["error_status"] + 2
+    )
+    assert sample(DURATION_COUNT, upstream="orders", outcome="ok") == timed["ok"] + 1
 
 
 async def test_get_is_retried_after_the_upstream_hangs_up(make_gateway: GatewayFactory) -> None:

@@ -30,6 +30,7 @@ MISSES = "shopstack_orders_cache_misses_total"
 REBUILDS = "shopstack_orders_cache_rebuilds_total"
 UNCACHED = "shopstack_orders_cache_uncached_reads_total"
 FALLBACKS = "shopstack_dependency_fallbacks_total"
+LOOKUPS = "shopstack_cache_lookups_total"
 
 
 async def test_reads_are_cached_under_the_orders_prefix_with_a_ttl(
@@ -38,11 +39,15 @@ async def test_reads_are_cached_under_the_orders_prefix_with_a_ttl(
     product = await make_product()
     hits = await metric(HITS, kind="product")
     misses = await metric(MISSES, kind="product")
+    looked_up = {r: await metric(LOOKUPS, cache="product", result=r) for r in ("hit", "miss")}
     first = await client.get(f"{PRODUCTS}/{product['id']}")
     second = await client.get(f"{PRODUCTS}/{product['id']}")
     assert first.json() == second.json() == product
     assert await metric(MISSES, kind="product") == misses + 1
     assert await metric(HITS, kind="product") == hits + 1
+    # The shared cache metric counts the same lookups.
+    assert await metric(LOOKUPS, cache="product", result="miss") == looked_up["miss"] + 1
+    assert await metric(LOOKUPS, cache="product", result="hit") == looked_up["hit"] + 1
     await client.get(PRODUCTS)
     await client.get(PRODUCTS)
     assert await metric(HITS, kind="product_list") >= 1
@@ -204,6 +209,10 @@ async def test_reads_fall_back_to_postgres_when_redis_fails(
     redis_url = dead_redis_url if failure == "down" else blackhole_redis_url
     fallbacks = await metric(FALLBACKS, dependency="redis", operation="products.read")
     uncached = await metric(UNCACHED, kind="product", reason="redis_unavailable")
+    fell_back = {
+        cache: await metric(LOOKUPS, cache=cache, result="fallback")
+        for cache in ("product", "product_list")
+    }
     async with make_client(redis_url=redis_url, redis_retry_after_seconds=60) as degraded:
         reads = [await degraded.get(f"{PRODUCTS}/{product['id']}") for _ in range(3)]
         listed = await degraded.get(PRODUCTS)
@@ -214,6 +223,11 @@ async def test_reads_fall_back_to_postgres_when_redis_fails(
     # One failure is paid for; the next reads skip Redis while it is known to be failing.
     assert await metric(FALLBACKS, dependency="redis", operation="products.read") == fallbacks + 1
     assert await metric(UNCACHED, kind="product", reason="redis_unavailable") == uncached + 3
+    assert await metric(LOOKUPS, cache="product", result="fallback") == fell_back["product"] + 3
+    assert (
+        await metric(LOOKUPS, cache="product_list", result="fallback")
+        == fell_back["product_list"] + 1
+    )
 
 
 async def test_writes_and_orders_work_without_redis(

@@ -35,3 +35,22 @@ def test_a_broken_config_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr("shopstack_devstack.nginx.TEMPLATES", tmp_path)
     with pytest.raises(RuntimeError, match="nginx config test failed"):
         LocalNginx(prefix=tmp_path / "out", listen="127.0.0.1:1", gateway="127.0.0.1:2").prepare()
+
+
+def test_the_status_server_is_there_only_when_asked(tmp_path: Path) -> None:
+    plain = LocalNginx(prefix=tmp_path / "plain", listen="127.0.0.1:18080", gateway="127.0.0.1:1")
+    plain.prepare()
+    assert not (tmp_path / "plain" / "conf.d" / "status.conf").exists()
+    if not Path("/usr/sbin/nginx").exists():
+        pytest.fail("no Debian nginx: monitoring/tools/install-tools live installs it")
+    monitored = LocalNginx(
+        prefix=tmp_path / "monitored",
+        listen="127.0.0.1:18080",
+        gateway="127.0.0.1:1",
+        status_listen="127.0.0.1:18081",
+    )
+    monitored.prepare()  # nginx -t with the binary that has stub_status
+    status = (tmp_path / "monitored" / "conf.d" / "status.conf").read_text()
+    assert "listen 127.0.0.1:18081;" in status
+    assert "stub_status;" in status
+    assert monitored.binary == Path("/usr/sbin/nginx")

@@ -124,8 +124,13 @@ METRICS_PORT: {{ .values.containerPorts.metrics | quote }}
 WEB_CONCURRENCY: {{ .values.workers | quote }}
 GRACEFUL_TIMEOUT_SECONDS: {{ .values.gracefulTimeoutSeconds | quote }}
 FORWARDED_ALLOW_IPS: {{ join "," .root.Values.trustedProxies.cidrs | quote }}
+{{- /* Several workers share their samples through this directory. One keeps them in memory,
+where prometheus-client also keeps exemplars (trace ids on the latency histograms). */}}
+{{- if gt (int .values.workers) 1 }}
 PROMETHEUS_MULTIPROC_DIR: /run/shopstack/metrics
+{{- end }}
 OTEL_SERVICE_NAME: {{ .component | quote }}
+OTEL_TRACES_SAMPLER_ARG: {{ .root.Values.telemetry.sampleRatio | quote }}
 {{- with .root.Values.telemetry.otlpEndpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{- end }}

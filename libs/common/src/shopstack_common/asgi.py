@@ -25,6 +25,7 @@ from shopstack_common.context import (
 from shopstack_common.metrics import HTTP_REQUESTS_IN_FLIGHT, UNMATCHED_ROUTE, observe_request
 from shopstack_common.observability import log_access
 from shopstack_common.problems import INTERNAL_ERROR, PROBLEM_CONTENT_TYPE, ProblemError
+from shopstack_common.telemetry import name_server_span
 
 # The ASGI callable shapes, as Starlette spells them, without importing Starlette.
 Scope = MutableMapping[str, Any]
@@ -120,6 +121,8 @@ class RequestContextMiddleware:
         status = 500
         header_value = context.request_id.encode()
 
+        # The handshake of a WebSocket is a GET (RFC 6455 §4.1).
+        method: str = scope.get("method", "GET")
         # One sender per scope type, so that the HTTP one, on every proxied request's path,
         # does no more than it must.
         if is_http:
@@ -129,6 +132,9 @@ class RequestContextMiddleware:
                 if message["type"] == "http.response.start":
                     status = message["status"]
                     message = _with_request_id(message, header_value)
+                    # Routed by now; the server span ends with the answer's last byte.
+                    route = route_template(scope, self.route_of)
+                    name_server_span(method, None if route == UNMATCHED_ROUTE else route)
                 await send(message)
 
         else:
@@ -144,8 +150,6 @@ class RequestContextMiddleware:
 
         if is_http:
             HTTP_REQUESTS_IN_FLIGHT.inc()
-        # The handshake of a WebSocket is a GET (RFC 6455 §4.1).
-        method: str = scope.get("method", "GET")
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from shopstack_common.health import HEALTHY_BODY, AsyncCheck, readiness, run_checks
-from shopstack_common.metrics import METRICS_CONTENT_TYPE, metrics_payload
+from shopstack_common.metrics import negotiated_payload
 from shopstack_common.openapi import StatusesOf, document_problems
 from shopstack_common.problems import (
     MALFORMED_REQUEST,
@@ -165,8 +165,9 @@ def ops_router(checks: ChecksOf, *, timeout: float, metrics: bool = True) -> API
     if metrics:
 
         @router.get("/metrics")
-        def metrics_route() -> Response:
-            return Response(metrics_payload(), media_type=METRICS_CONTENT_TYPE)
+        def metrics_route(request: Request) -> Response:
+            payload, content_type = negotiated_payload(request.headers.get("accept"))
+            return Response(payload, media_type=content_type)
 
     return router
 

@@ -19,7 +19,7 @@ from shopstack_common.database_errors import (
 )
 from shopstack_common.health import HEALTHY_BODY, SyncCheck, readiness, run_checks_sync
 from shopstack_common.logs import BurstLogger
-from shopstack_common.metrics import METRICS_CONTENT_TYPE, metrics_payload
+from shopstack_common.metrics import negotiated_payload
 from shopstack_common.problems import (
     INTERNAL_ERROR,
     PROBLEM_CONTENT_TYPE,
@@ -167,6 +167,7 @@ def ops_blueprint(checks: ChecksOf, *, metrics: bool = True) -> Blueprint:
 
         @blueprint.get("/metrics")
         def metrics_route() -> Response:
-            return Response(metrics_payload(), mimetype=METRICS_CONTENT_TYPE)
+            payload, content_type = negotiated_payload(request.headers.get("Accept"))
+            return Response(payload, content_type=content_type)
 
     return blueprint

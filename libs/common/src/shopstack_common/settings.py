@@ -42,6 +42,8 @@ class ServiceSettings(BaseSettings):
     readiness_timeout_seconds: PositiveFloat = shared("READINESS_TIMEOUT_SECONDS", 2.0)
     otel_exporter_otlp_endpoint: str | None = shared("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     otel_service_name: str | None = shared("OTEL_SERVICE_NAME", None)
+    # parentbased_traceidratio: the share of new traces sampled (a caller's decision is kept).
+    otel_traces_sampler_arg: float = shared("OTEL_TRACES_SAMPLER_ARG", 1.0, ge=0.0, le=1.0)
 
     # -- what `serve` runs: the service's own server, every option from here ---------------
     host: str = shared("HOST", "127.0.0.1")

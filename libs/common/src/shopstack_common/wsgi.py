@@ -19,6 +19,7 @@ from shopstack_common.context import (
 )
 from shopstack_common.metrics import HTTP_REQUESTS_IN_FLIGHT, UNMATCHED_ROUTE, observe_request
 from shopstack_common.observability import log_access
+from shopstack_common.telemetry import name_server_span
 
 ROUTE_ENVIRON_KEY = "shopstack.route"
 CONTEXT_ENVIRON_KEY = "shopstack.context"
@@ -44,6 +45,8 @@ class RequestContextMiddleware:
         ) -> Callable[[bytes], object]:
             nonlocal status
             status = int(status_line.split(" ", 1)[0])
+            # Routed by now, and the server span is still the current one.
+            name_server_span(environ.get("REQUEST_METHOD", "GET"), environ.get(ROUTE_ENVIRON_KEY))
             headers = [(k, v) for k, v in headers if k.lower() != REQUEST_ID_HEADER.lower()]
             headers.append((REQUEST_ID_HEADER, context.request_id))
             if exc_info is None:

@@ -26,6 +26,11 @@ from shopstack_gateway.resilience import Clock
 
 logger = logging.getLogger(__name__)
 
+# What made the gateway fetch the signing keys (shopstack_gateway_jwks_refreshes_total).
+STARTUP = "startup"
+EXPIRED = "expired"
+UNKNOWN_KID = "unknown_kid"
+
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 
 
@@ -134,24 +139,25 @@ class KeySet:
         if key is not None:
             # Stale keys stay good while a background fetch brings the new set.
             if self._clock() >= self._expires_at and self._may_refresh():
-                self._start_refresh()
+                self._start_refresh(EXPIRED)
             return key
         if self._may_refresh():
-            await self.refresh()
+            await self.refresh(UNKNOWN_KID)
         elif self._refreshing is not None:
             await asyncio.shield(self._refreshing)
         if not self._keys:
             raise KeysUnavailableError(self._next_attempt_in())
         return self._keys.get(kid)
 
-    async def refresh(self) -> None:
+    async def refresh(self, trigger: str = STARTUP) -> None:
         """Fetch the JWKS now, or join the fetch already running. Failures are logged and keep
-        the keys known so far."""
+        the keys known so far. ``trigger`` says why, for ``shopstack_gateway_jwks_refreshes``."""
         # Shielded: a client that goes away must not cancel the fetch others are waiting on.
-        await asyncio.shield(self._start_refresh())
+        await asyncio.shield(self._start_refresh(trigger))
 
-    def _start_refresh(self) -> asyncio.Task[None]:
+    def _start_refresh(self, trigger: str) -> asyncio.Task[None]:
         if self._refreshing is None:
+            metrics.JWKS_REFRESHES.labels(trigger).inc()
             self._refreshing = asyncio.create_task(self._refresh())
         return self._refreshing
 

@@ -70,7 +70,11 @@ class GatewayApp:
 def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     settings = settings or GatewaySettings()  # read from the environment
     configure_logging(settings.service_name, settings.log_level)
-    configure_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
+    configure_tracing(
+        settings.tracing_service_name,
+        settings.otel_exporter_otlp_endpoint,
+        settings.otel_traces_sampler_arg,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

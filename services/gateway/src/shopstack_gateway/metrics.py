@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
+
+from shopstack_common.metrics import DEPENDENCY_FALLBACKS, LATENCY_BUCKETS, initialise
 
 UPSTREAM_ATTEMPTS = Counter(
     "shopstack_gateway_upstream_attempts",
@@ -51,3 +53,54 @@ RATE_LIMITED = Counter(
     "Requests answered 429, by rate-limit policy.",
     ["policy"],
 )
+RATE_LIMIT_DECISIONS = Counter(
+    "shopstack_gateway_rate_limit_decisions",
+    "Rate-limit checks by policy and outcome (allowed, limited, failed_open or failed_closed "
+    "when Redis did not answer).",
+    ["policy", "outcome"],
+)
+CIRCUIT_TRANSITIONS = Counter(
+    "shopstack_gateway_circuit_transitions",
+    "Circuit breaker state changes, by upstream and the state entered.",
+    ["upstream", "to_state"],
+)
+UPSTREAM_REQUEST_DURATION = Histogram(
+    "shopstack_gateway_upstream_request_duration_seconds",
+    "Time from sending one attempt to an upstream to its response headers, by upstream and "
+    "outcome.",
+    ["upstream", "outcome"],
+    buckets=LATENCY_BUCKETS,
+)
+JWKS_REFRESHES = Counter(
+    "shopstack_gateway_jwks_refreshes",
+    "Refreshes of the token signing keys, by what triggered them (startup, expired, unknown_kid).",
+    ["trigger"],
+)
+
+# The label values known before any request: every series exists from the start.
+RATE_LIMIT_POLICIES = ("token", "user", "address")
+AUTH_FAILURE_REASONS = (
+    "missing", "malformed", "algorithm", "type", "kid", "expired", "not_yet_valid", "issuer",
+    "audience", "signature", "claims", "keys_unavailable",
+)  # fmt: skip
+UPSTREAM_OUTCOMES = ("ok", "error_status", "timeout", "unreachable")
+CIRCUIT_STATES = ("closed", "open", "half_open")
+initialise(RATE_LIMITED, RATE_LIMIT_POLICIES)
+initialise(
+    RATE_LIMIT_DECISIONS,
+    RATE_LIMIT_POLICIES,
+    ("allowed", "limited", "failed_open", "failed_closed"),
+)
+initialise(AUTH_FAILURES, AUTH_FAILURE_REASONS)
+initialise(JWKS_FETCHES, ("ok", "error"))
+initialise(JWKS_REFRESHES, ("startup", "expired", "unknown_kid"))
+initialise(DEPENDENCY_FALLBACKS, ("redis",), ("ratelimit",))
+
+
+def initialise_upstream(name: str) -> None:
+    """Every series of one upstream, at zero (called once per configured upstream)."""
+    for metric in (UPSTREAM_ATTEMPTS, UPSTREAM_REQUEST_DURATION):
+        initialise(metric, (name,), UPSTREAM_OUTCOMES)
+    for metric in (UPSTREAM_RETRIES, RETRIES_DENIED, CIRCUIT_OPENED, CIRCUIT_REJECTED):
+        initialise(metric, (name,))
+    initialise(CIRCUIT_TRANSITIONS, (name,), CIRCUIT_STATES)

@@ -18,7 +18,6 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 from multidict import CIMultiDict, MultiMapping
-from opentelemetry import propagate
 
 from shopstack_common.asgi import Message, Receive, Scope, Send, send_problem
 from shopstack_common.context import REQUEST_ID_HEADER, annotate_request, current_request_id
@@ -117,8 +116,7 @@ def upstream_request_headers(
         headers[REQUEST_ID_HEADER] = request_id
     if identity is not None:
         headers.update(identity.to_headers())
-    # The gateway's span becomes the upstream's parent (W3C traceparent / tracestate).
-    propagate.inject(headers)
+    # Upstream.open adds traceparent: each attempt's CLIENT span is the upstream's parent.
     return headers
 
 

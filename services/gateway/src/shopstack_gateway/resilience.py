@@ -102,6 +102,8 @@ class CircuitBreaker:
             metrics.CIRCUIT_OPENED.labels(self.name).inc()
 
     def _set(self, state: BreakerState) -> None:
+        if state is not self._state:
+            metrics.CIRCUIT_TRANSITIONS.labels(self.name, state.name.lower()).inc()
         self._state = state
         metrics.CIRCUIT_STATE.labels(self.name).set(state)
 

@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 
 from shopstack_common.health import AsyncCheck, NonCriticalCheck
 from shopstack_gateway.config import GatewaySettings
-from shopstack_gateway.keys import KeySet, http_fetcher
+from shopstack_gateway.keys import STARTUP, KeySet, http_fetcher
 from shopstack_gateway.openapi import OpenAPIMerger
 from shopstack_gateway.proxy import Proxy
 from shopstack_gateway.ratelimit import RateLimiter
@@ -126,7 +126,7 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
     )
     # Keys are fetched ahead of the first token when users already answers; when it does not,
     # the first token fetches them.
-    resources.key_preload = asyncio.create_task(keys.refresh())
+    resources.key_preload = asyncio.create_task(keys.refresh(STARTUP))
     try:
         yield resources
     finally:

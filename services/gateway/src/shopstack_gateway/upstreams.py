@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDict
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from shopstack_common.metrics import trace_exemplar
 from shopstack_gateway import metrics
 from shopstack_gateway.config import UpstreamSettings
 from shopstack_gateway.resilience import CircuitBreaker, RetryBudget, backoff_seconds
 
 logger = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 # An upstream that answers these is not able to serve right now; they count against its breaker
 # and an idempotent request may be retried.
@@ -92,6 +97,7 @@ class Upstream:
         # Where the upstream believes it lives: a Location there must not reach a client.
         self.origin = origin_of(self.base_url)
         self.session = session
+        metrics.initialise_upstream(name)
         self.breaker = CircuitBreaker(
             name,
             failure_threshold=settings.breaker.failure_threshold,
@@ -126,32 +132,36 @@ class Upstream:
         attempt = 1
         while True:
             self.breaker.before_request()
+            span, attempt_headers = self._attempt(method, url, headers)
+            started = time.perf_counter()
             try:
                 response = await self.session.request(
                     method,
                     url,
-                    headers=headers,
+                    headers=attempt_headers,
                     allow_redirects=False,
                     data=body.stream() if body is not None else None,
                     **options,
                 )
             except aiohttp.ClientConnectionError as error:
                 if body is not None and body.client_failed:
+                    span.end()
                     raise  # not the upstream's fault: its breaker does not hear of it
                 failure: Exception | None = error
                 outcome = "timeout" if isinstance(error, TimeoutError) else "unreachable"
                 if isinstance(error, aiohttp.SocketTimeoutError):
-                    self._record(outcome, ok=False)
+                    self._record(outcome, started, span, ok=False)
                     raise UpstreamTimeoutError(self.name) from error
             except TimeoutError as error:
-                self._record("timeout", ok=False)
+                self._record("timeout", started, span, ok=False)
                 raise UpstreamTimeoutError(self.name) from error
             else:
+                span.set_attribute("http.response.status_code", response.status)
                 if response.status not in UNAVAILABLE_STATUSES:
-                    self._record("ok", ok=True)
+                    self._record("ok", started, span, ok=True)
                     return response
                 failure, outcome = None, "error_status"
-            self._record(outcome, ok=False)
+            self._record(outcome, started, span, ok=False)
             replayable = body is None or not body.started
             if not (idempotent and replayable and attempt < retry.attempts and self._spend()):
                 if failure is None:
@@ -168,8 +178,36 @@ class Upstream:
             await asyncio.sleep(delay)
             attempt += 1
 
-    def _record(self, outcome: str, *, ok: bool) -> None:
+    def _attempt(
+        self, method: str, url: str, headers: CIMultiDict[str] | Mapping[str, str]
+    ) -> tuple[Span, CIMultiDict[str]]:
+        """One attempt's CLIENT span (stable HTTP conventions), and the request's headers with
+        that span as the upstream's parent (W3C traceparent / tracestate)."""
+        parts = urlsplit(url)
+        span = tracer.start_span(
+            method,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": method,
+                "url.full": url,
+                "server.address": parts.hostname or "",
+                "server.port": parts.port or _DEFAULT_PORTS.get(parts.scheme, 80),
+                "shopstack.upstream": self.name,
+            },
+        )
+        attempt_headers = CIMultiDict(headers)
+        propagate.inject(attempt_headers, context=trace.set_span_in_context(span))
+        return span, attempt_headers
+
+    def _record(self, outcome: str, started: float, span: Span, *, ok: bool) -> None:
+        if not ok:
+            span.set_attribute("error.type", outcome)
+            span.set_status(Status(StatusCode.ERROR, outcome))
+        span.end()
         metrics.UPSTREAM_ATTEMPTS.labels(self.name, outcome).inc()
+        metrics.UPSTREAM_REQUEST_DURATION.labels(self.name, outcome).observe(
+            time.perf_counter() - started, exemplar=trace_exemplar(span)
+        )
         if ok:
             self.breaker.record_success()
         else:

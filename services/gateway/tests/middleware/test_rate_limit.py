@@ -133,8 +133,10 @@ async def gateway(
 
 
 async def test_anonymous_callers_are_limited_per_address(gateway: httpx.AsyncClient) -> None:
+    allowed, limited_before = _decisions("allowed"), _decisions("limited")
     responses = [await gateway.get("/api/v1/products") for _ in range(4)]
     assert [r.status_code for r in responses] == [200, 200, 200, 429]
+    assert (_decisions("allowed"), _decisions("limited")) == (allowed + 3, limited_before + 1)
     first, limited = responses[0], responses[3]
     assert first.headers["ratelimit-policy"] == '"address";q=3;w=60'
     assert re.fullmatch(r'"address";r=2;t=\d+', first.headers["ratelimit"])
@@ -207,6 +209,13 @@ async def test_probes_are_never_limited(gateway: httpx.AsyncClient) -> None:
     assert statuses == {200}
 
 
+def _decisions(outcome: str, policy: str = "address") -> float:
+    value = REGISTRY.get_sample_value(
+        "shopstack_gateway_rate_limit_decisions_total", {"policy": policy, "outcome": outcome}
+    )
+    return value or 0.0
+
+
 def _fallbacks() -> float:
     value = REGISTRY.get_sample_value(
         "shopstack_dependency_fallbacks_total", {"dependency": "redis", "operation": "ratelimit"}
@@ -217,7 +226,7 @@ def _fallbacks() -> float:
 async def test_requests_pass_while_redis_is_down_and_it_is_counted(
     make_gateway: GatewayFactory, serve_upstream: UpstreamServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = _fallbacks()
+    before, failed_open = _fallbacks(), _decisions("failed_open")
     dead = DEAD_REDIS
     async with (
         serve_upstream(ok_app()) as url,
@@ -227,6 +236,7 @@ async def test_requests_pass_while_redis_is_down_and_it_is_counted(
     assert {r.status_code for r in responses} == {200}
     assert not any("ratelimit" in r.headers for r in responses)
     assert _fallbacks() - before == 10
+    assert _decisions("failed_open") - failed_open == 10
     # The gateway logs JSON lines to stdout: one for the whole burst.
     log = capsys.readouterr().out
     assert log.count("rate limiting (Redis) failing") == 1
@@ -236,6 +246,7 @@ async def test_redis_down_fails_closed_when_configured(
     make_gateway: GatewayFactory, serve_upstream: UpstreamServer
 ) -> None:
     dead = DEAD_REDIS
+    failed_closed = _decisions("failed_closed")
     async with (
         serve_upstream(ok_app()) as url,
         make_gateway(
@@ -244,5 +255,6 @@ async def test_redis_down_fails_closed_when_configured(
     ):
         response = await client.get("/api/v1/products")
     assert response.status_code == 503
+    assert _decisions("failed_closed") == failed_closed + 1
     assert response.json()["type"].endswith("/rate-limiter-unavailable")
     assert response.headers["retry-after"] == "1"

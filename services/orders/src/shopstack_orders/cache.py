@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from shopstack_common.logs import BurstLogger
-from shopstack_common.metrics import DEPENDENCY_FALLBACKS
+from shopstack_common.metrics import DEPENDENCY_FALLBACKS, CacheResult, observe_cache_lookup
 from shopstack_orders.metrics import (
     CACHE_HITS,
     CACHE_MISSES,
@@ -43,6 +43,7 @@ from shopstack_orders.metrics import (
 logger = logging.getLogger(__name__)
 
 PREFIX = "orders:"
+# The entry kinds, also the caches' names in shopstack_cache_lookups_total.
 ITEM = "product"
 LIST = "product_list"
 LIST_GENERATION_KEY = f"{PREFIX}products:gen"
@@ -138,6 +139,7 @@ class ProductCache:
         build: Callable[[], Awaitable[str]],
     ) -> str:
         if self._clock() < self._skip_redis_until:
+            observe_cache_lookup(kind, CacheResult.FALLBACK)
             return await self._uncached(kind, "redis_unavailable", build)
         try:
             generation, value = await self._read(
@@ -146,11 +148,14 @@ class ProductCache:
             )
         except RedisError as error:
             self._redis_failed("products.read", error)
+            observe_cache_lookup(kind, CacheResult.FALLBACK)
             return await self._uncached(kind, "redis_unavailable", build)
         if value is not None:
             CACHE_HITS.labels(kind).inc()
+            observe_cache_lookup(kind, CacheResult.HIT)
             return str(value)
         CACHE_MISSES.labels(kind).inc()
+        observe_cache_lookup(kind, CacheResult.MISS)
         try:
             return await self._rebuild_once(kind, f"{value_prefix}{generation}", build)
         except RedisError as error:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from shopstack_common.database import InstrumentedAsyncAdaptedQueuePool, trace_statements
 from shopstack_common.settings import sqlalchemy_url
 from shopstack_orders.config import OrdersSettings
 
@@ -22,8 +23,9 @@ LOCK_NOT_AVAILABLE = "55P03"
 
 
 def create_engine(settings: OrdersSettings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(settings.database_url, "asyncpg"),
+        poolclass=InstrumentedAsyncAdaptedQueuePool,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
@@ -33,6 +35,8 @@ def create_engine(settings: OrdersSettings) -> AsyncEngine:
             "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)},
         },
     )
+    trace_statements(engine)
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

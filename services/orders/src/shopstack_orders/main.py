@@ -29,7 +29,11 @@ from shopstack_orders.resources import open_resources
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     settings = settings or OrdersSettings()  # read from the environment
     configure_logging(settings.service_name, settings.log_level)
-    configure_tracing(settings.tracing_service_name, settings.otel_exporter_otlp_endpoint)
+    configure_tracing(
+        settings.tracing_service_name,
+        settings.otel_exporter_otlp_endpoint,
+        settings.otel_traces_sampler_arg,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -51,5 +55,6 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     app.include_router(catalog_router)
     app.include_router(orders_router)
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(OpenTelemetryMiddleware)
+    # One SERVER span per request, without a span per ASGI message (as in the gateway).
+    app.add_middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])
     return app

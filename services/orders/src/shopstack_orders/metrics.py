@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from shopstack_common.metrics import CACHE_LOOKUPS, DEPENDENCY_FALLBACKS, CacheResult, initialise
+from shopstack_orders.orders.lifecycle import NEXT_STATUSES
+
 ORDERS_PLACED = Counter(
     "shopstack_orders_placed",
     "Orders committed, by currency.",
+    ["currency"],
+)
+ORDERS_PLACED_VALUE = Counter(
+    "shopstack_orders_placed_value_minor_units",
+    "Sum of the totals of committed orders in the currency's minor unit (cents for EUR), by "
+    "currency.",
     ["currency"],
 )
 OUT_OF_STOCK_REJECTIONS = Counter(
@@ -48,4 +57,27 @@ CACHE_UNCACHED_READS = Counter(
     "Reads served from PostgreSQL without the cache, by reason "
     "(redis_unavailable, lock_wait_expired).",
     ["kind", "reason"],
+)
+
+# The label values known before any request: every series exists from the start (the
+# currencies are the catalog's, known only once an order is placed).
+CACHE_KINDS = ("product", "product_list")
+initialise(IDEMPOTENT_REPLAYS, ("place_order", "cancel_order", "transition_order"))
+initialise(IDEMPOTENCY_CONFLICTS, ("in_flight", "payload_mismatch"))
+for _current, _targets in NEXT_STATUSES.items():
+    initialise(ORDER_TRANSITIONS, (_current.value,), sorted(t.value for t in _targets))
+for _metric in (CACHE_HITS, CACHE_MISSES, CACHE_REBUILDS):
+    initialise(_metric, CACHE_KINDS)
+initialise(CACHE_UNCACHED_READS, CACHE_KINDS, ("redis_unavailable", "lock_wait_expired"))
+initialise(CACHE_LOOKUPS, CACHE_KINDS, [result.value for result in CacheResult])
+initialise(
+    DEPENDENCY_FALLBACKS,
+    ("redis",),
+    (
+        "products.read",
+        "products.rebuild",
+        "products.store",
+        "products.unlock",
+        "products.invalidate",
+    ),
 )

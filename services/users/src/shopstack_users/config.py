@@ -29,6 +29,8 @@ class UsersSettings(DatabaseServiceSettings):
     web_threads: int = shared("WEB_THREADS", 4, ge=1, le=64)
     db_schema: str = "users"
     db_pool_size: int = 5
+    # SQLAlchemy's own default, named so the pool's limit gauge reads it.
+    db_max_overflow: int = 10
     db_pool_timeout_seconds: float = 5.0
     db_connect_timeout_seconds: int = 3
     db_statement_timeout_ms: int = 5000

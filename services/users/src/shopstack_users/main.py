@@ -28,7 +28,9 @@ def create_app(settings: UsersSettings | None = None) -> Flask:
     settings = settings or UsersSettings()  # read from the environment
     configure_logging(settings.service_name, settings.log_level)
     configure_tracing(
-        settings.otel_service_name or settings.service_name, settings.otel_exporter_otlp_endpoint
+        settings.tracing_service_name,
+        settings.otel_exporter_otlp_endpoint,
+        settings.otel_traces_sampler_arg,
     )
 
     app = Flask(__name__)

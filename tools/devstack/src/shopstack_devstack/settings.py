@@ -25,6 +25,17 @@ class DevstackSettings(BaseSettings):
     postgres_port: int = 55432
     redis_port: int = 56379
 
+    # `make monitor` (SHOPSTACK_MONITORING=1): Prometheus, Alertmanager and the exporters too,
+    # configured from monitoring_dir (the repository's monitoring/ folder unless set).
+    monitoring: bool = False
+    monitoring_dir: Path = REPO_ROOT / "monitoring"
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    postgres_exporter_port: int = 9187
+    redis_exporter_port: int = 9121
+    nginx_exporter_port: int = 9113
+    nginx_status_port: int = 8081
+
     users_workers: int = 2
     users_threads: int = 4
     orders_workers: int = 1

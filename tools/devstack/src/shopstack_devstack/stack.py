@@ -14,7 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shopstack_devstack.logview import LogView
-from shopstack_devstack.nginx import LocalNginx
+from shopstack_devstack.monitoring import (
+    LocalMonitoring,
+    MonitoringPorts,
+)
+from shopstack_devstack.nginx import LocalNginx, nginx_binary
 from shopstack_devstack.ports import port_in_use
 from shopstack_devstack.postgres import EmbeddedPostgres
 from shopstack_devstack.processes import Child, StartupError, Supervisor
@@ -113,6 +117,20 @@ class Stack:
         self.supervisor = Supervisor(view, settings.data_dir / "run")
         self.database_url = settings.database_url
         self.redis_url = settings.redis_url
+        self.monitoring: LocalMonitoring | None = None
+        if settings.monitoring:
+            self.monitoring = LocalMonitoring(
+                source=settings.monitoring_dir,
+                root=settings.data_dir / "monitoring",
+                ports=MonitoringPorts(
+                    prometheus=settings.prometheus_port,
+                    alertmanager=settings.alertmanager_port,
+                    postgres_exporter=settings.postgres_exporter_port,
+                    redis_exporter=settings.redis_exporter_port,
+                    nginx_exporter=settings.nginx_exporter_port,
+                    nginx_status=settings.nginx_status_port,
+                ),
+            )
 
     # -- the parts ----------------------------------------------------------------------
 
@@ -126,6 +144,15 @@ class Stack:
             wanted["postgres"] = s.postgres_port
         if s.redis_url is None:
             wanted["redis"] = s.redis_port
+        if self.monitoring is not None:
+            wanted |= {
+                "prometheus": s.prometheus_port,
+                "alertmanager": s.alertmanager_port,
+                "postgres-exporter": s.postgres_exporter_port,
+                "redis-exporter": s.redis_exporter_port,
+                "nginx-exporter": s.nginx_exporter_port,
+                "nginx-status": s.nginx_status_port,
+            }
         busy = [f"{name} ({port})" for name, port in wanted.items() if port_in_use(port)]
         if busy:
             raise StartupError(
@@ -215,18 +242,16 @@ class Stack:
         """``shopstack-<service> serve``: the command the images and the chart run, with
         its options in the environment."""
         run = self.settings.data_dir / "run"
+        server = {"HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+        # Several workers share their samples through a directory; one keeps them in memory,
+        # where prometheus-client also keeps exemplars (trace ids on the latency histograms).
+        if workers > 1:
+            server["PROMETHEUS_MULTIPROC_DIR"] = str(run / f"metrics-{service}")
         return self.supervisor.start(
             Child(
                 service,
                 [sys.executable, "-m", f"shopstack_{service}", "serve"],
-                env={
-                    **self._service_env(),
-                    **env,
-                    "HOST": "127.0.0.1",
-                    "PORT": str(port),
-                    "WEB_CONCURRENCY": str(workers),
-                    "PROMETHEUS_MULTIPROC_DIR": str(run / f"metrics-{service}"),
-                },
+                env={**self._service_env(), **env, **server},
             )
         )
 
@@ -258,12 +283,54 @@ class Stack:
             prefix=s.data_dir / "nginx",
             listen=f"127.0.0.1:{s.nginx_port}",
             gateway=f"127.0.0.1:{s.gateway_port}",
+            status_listen=self.monitoring.nginx_status_listen if self.monitoring else None,
         )
         nginx.prepare()
         child = self.supervisor.start(
             Child("nginx", nginx.command(), stop_signal=signal.SIGQUIT, stop_timeout=10)
         )
         self._wait_ready(child, f"http://127.0.0.1:{s.nginx_port}/readyz")
+
+    def _start_monitoring(self) -> None:
+        monitoring = self.monitoring
+        if monitoring is None:
+            return
+        assert self.database_url
+        assert self.redis_url
+        s = self.settings
+        monitoring.prepare(
+            {"gateway": s.gateway_port, "users": s.users_port, "orders": s.orders_port}
+        )
+        exporters = [
+            (
+                self.supervisor.start(
+                    Child(
+                        "postgres-exporter",
+                        monitoring.postgres_exporter_command(),
+                        env=monitoring.postgres_exporter_env(self.database_url),
+                    )
+                ),
+                s.postgres_exporter_port,
+            ),
+            (
+                self.supervisor.start(
+                    Child("redis-exporter", monitoring.redis_exporter_command(self.redis_url))
+                ),
+                s.redis_exporter_port,
+            ),
+            (
+                self.supervisor.start(Child("nginx-exporter", monitoring.nginx_exporter_command())),
+                s.nginx_exporter_port,
+            ),
+        ]
+        for child, port in exporters:
+            self._wait_ready(child, f"http://127.0.0.1:{port}/metrics")
+        alertmanager = self.supervisor.start(
+            Child("alertmanager", monitoring.alertmanager_command())
+        )
+        self._wait_ready(alertmanager, f"{monitoring.alertmanager_url}/-/ready")
+        prometheus = self.supervisor.start(Child("prometheus", monitoring.prometheus_command()))
+        self._wait_ready(prometheus, f"{monitoring.prometheus_url}/-/ready")
 
     # -- the whole ----------------------------------------------------------------------
 
@@ -276,11 +343,19 @@ class Stack:
             if fresh:
                 self._wipe()
             self._check_ports()
+            if self.monitoring is not None:
+                # Before anything starts: a missing binary is said at once, not after a minute.
+                self.monitoring.prometheus_command()
+                self.monitoring.alertmanager_command()
+                self.monitoring.postgres_exporter_command()
+                self.monitoring.redis_exporter_command("redis://127.0.0.1")
+                self.monitoring.nginx_exporter_command()
+                nginx_binary(stub_status=True)
 
         try:
             return self.supervisor.run(
                 [prepare, self._start_postgres, self._start_redis, self._migrate,
-                 self._start_services, self._start_nginx],
+                 self._start_services, self._start_nginx, self._start_monitoring],
                 ready=lambda: self._banner(time.monotonic() - started),
             )  # fmt: skip
         finally:
@@ -339,6 +414,11 @@ class Stack:
             f"  PostgreSQL    {_redact(self.database_url or '')}",
             f"  Redis         {self.redis_url}",
         ]
+        if self.monitoring is not None:
+            lines += [
+                f"  Prometheus    {self.monitoring.prometheus_url}",
+                f"  Alertmanager  {self.monitoring.alertmanager_url}",
+            ]
         if not os.environ.get("SHOPSTACK_ADMIN_EMAIL"):
             lines.append(f"  admin         {DEV_ADMIN_EMAIL} / {DEV_ADMIN_PASSWORD} (development)")
         for line in lines:

@@ -56,6 +56,7 @@ class RateLimitMiddleware:
         try:
             decision = await limiter.check(policy, partition)
         except RateLimiterUnavailableError:
+            metrics.RATE_LIMIT_DECISIONS.labels(policy.name, "failed_closed").inc()
             await send_problem(
                 scope,
                 send,
@@ -67,11 +68,14 @@ class RateLimitMiddleware:
             )
             return
         if decision is None:  # Redis is down and the limiter fails open
+            metrics.RATE_LIMIT_DECISIONS.labels(policy.name, "failed_open").inc()
             await self.app(scope, receive, send)
         elif not decision.allowed:
+            metrics.RATE_LIMIT_DECISIONS.labels(policy.name, "limited").inc()
             metrics.RATE_LIMITED.labels(policy.name).inc()
             await send_problem(scope, send, too_many_requests(decision))
         else:
+            metrics.RATE_LIMIT_DECISIONS.labels(policy.name, "allowed").inc()
             await self.app(scope, receive, _with_headers(send, decision))
 
 

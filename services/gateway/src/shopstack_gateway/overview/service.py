@@ -8,7 +8,6 @@ import logging
 from typing import Any
 
 import aiohttp
-from opentelemetry import propagate
 from pydantic import ValidationError
 
 from shopstack_common.context import REQUEST_ID_HEADER, current_request_id
@@ -44,7 +43,6 @@ async def get_json(
     request_id = current_request_id()
     if request_id:
         headers[REQUEST_ID_HEADER] = request_id
-    propagate.inject(headers)
     try:
         response = await upstream.open(
             "GET",

@@ -35,7 +35,7 @@ from shopstack_orders.catalog.models import Product
 from shopstack_orders.catalog.stock import StockLine
 from shopstack_orders.idempotency import service as idempotency
 from shopstack_orders.idempotency.schemas import Outcome
-from shopstack_orders.metrics import ORDER_TRANSITIONS, ORDERS_PLACED
+from shopstack_orders.metrics import ORDER_TRANSITIONS, ORDERS_PLACED, ORDERS_PLACED_VALUE
 from shopstack_orders.orders.lifecycle import (
     NEXT_STATUSES,
     OrderStatus,
@@ -107,6 +107,7 @@ async def place_order(
     )
     if outcome.result is not None:
         ORDERS_PLACED.labels(outcome.result.currency).inc()
+        ORDERS_PLACED_VALUE.labels(outcome.result.currency).inc(outcome.result.total)
         await cache.invalidate(line.product_id for line in lines)
     return outcome
 

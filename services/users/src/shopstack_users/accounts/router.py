@@ -40,6 +40,7 @@ from shopstack_users.accounts.schemas import (
 from shopstack_users.audit import service as audit
 from shopstack_users.authz import Action, Permission
 from shopstack_users.blueprint import Blueprint
+from shopstack_users.metrics import REGISTRATIONS
 from shopstack_users.openapi import BEARER, problem_responses
 from shopstack_users.resources import resources
 
@@ -99,7 +100,9 @@ def _actor() -> audit.Actor:
 def register(payload: dict[str, Any]) -> User:
     """Create a customer account"""
     found = resources()
-    return service.register_user(sessions=found.sessions, passwords=found.passwords, **payload)
+    user = service.register_user(sessions=found.sessions, passwords=found.passwords, **payload)
+    REGISTRATIONS.inc()
+    return user
 
 
 @accounts.get("/users/me")

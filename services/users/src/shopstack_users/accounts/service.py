@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shopstack_common.metrics import CacheResult, observe_cache_lookup
 from shopstack_common.problems import (
     EMAIL_TAKEN,
     INVALID_CURSOR,
@@ -39,6 +40,8 @@ from shopstack_users.throttle import LoginThrottle
 from shopstack_users.tokens.models import RefreshToken
 
 CACHE_PREFIX = "users:user:"
+# The cache's name in shopstack_cache_lookups_total.
+USER_CACHE = "user"
 EMAIL_CONSTRAINT = "uq_users_email"
 
 Sessions = sessionmaker[Session]
@@ -137,12 +140,12 @@ def get_user_view(
         cached = redis_cache.client.get(key)
     except redis.RedisError as error:
         redis_cache.failed("users.cache_get", error)
-        cached = None
-    if cached:
-        try:
-            return UserView.from_json(str(cached))
-        except (ValueError, KeyError, TypeError):
-            pass  # written by an older version: read it afresh below
+        observe_cache_lookup(USER_CACHE, CacheResult.FALLBACK)
+    else:
+        found = _cached_view(cached)
+        observe_cache_lookup(USER_CACHE, CacheResult.MISS if found is None else CacheResult.HIT)
+        if found is not None:
+            return found
     with sessions.begin() as session:
         user = session.get(User, user_id)
         if user is None:
@@ -153,6 +156,15 @@ def get_user_view(
     except redis.RedisError as error:
         redis_cache.failed("users.cache_set", error)
     return view
+
+
+def _cached_view(cached: object) -> UserView | None:
+    if not cached:
+        return None
+    try:
+        return UserView.from_json(str(cached))
+    except (ValueError, KeyError, TypeError):
+        return None  # written by an older version: read it afresh
 
 
 def invalidate(*, redis_cache: BestEffortRedis, user_id: uuid.UUID) -> None:

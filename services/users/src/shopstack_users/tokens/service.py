@@ -29,6 +29,7 @@ from shopstack_common.problems import (
     CONFLICT,
     NO_SIGNING_KEY,
     NOT_FOUND,
+    TOO_MANY_FAILED_LOGINS,
     ProblemError,
     validation_error,
 )
@@ -37,7 +38,7 @@ from shopstack_users.accounts.service import authenticate
 from shopstack_users.audit import service as audit
 from shopstack_users.config import UsersSettings
 from shopstack_users.keys import ALGORITHM, KeyRing
-from shopstack_users.metrics import REFRESH_TOKEN_REUSE, TOKENS_ISSUED
+from shopstack_users.metrics import LOGINS, REFRESH_TOKEN_REUSE, TOKENS_ISSUED
 from shopstack_users.passwords import Passwords
 from shopstack_users.throttle import LoginThrottle
 from shopstack_users.tokens.models import RefreshToken, ServiceClient
@@ -213,20 +214,28 @@ def password_grant(
 ) -> TokenResponse:
     granted = grant_scope(parse_scope(scope), issuer.settings.user_scopes)
     with sessions.begin() as session:
-        user = authenticate(
-            session=session,
-            throttle=issuer.throttle,
-            email=username,
-            password=password,
-            client_address=client_address,
-        )
+        try:
+            user = authenticate(
+                session=session,
+                throttle=issuer.throttle,
+                email=username,
+                password=password,
+                client_address=client_address,
+            )
+        except ProblemError as error:
+            if error.problem is TOO_MANY_FAILED_LOGINS:
+                LOGINS.labels("throttled").inc()
+            raise
         if user is None:
+            LOGINS.labels("bad_password").inc()
             raise OAuthError("invalid_grant", "The email or password is wrong.")
         if not user.is_active:
+            LOGINS.labels("disabled").inc()
             raise OAuthError("invalid_grant", "The account is disabled.")
         issued = _user_tokens(
             session, issuer, user, scope=granted, family_id=uuid.uuid4(), refresh_scope=granted
         )
+    LOGINS.labels("ok").inc()
     TOKENS_ISSUED.labels("password").inc()
     return issued
 
