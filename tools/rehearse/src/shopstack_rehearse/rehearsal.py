@@ -42,7 +42,14 @@ from shopstack_rehearse.manifests import (
     decode_secret,
 )
 from shopstack_rehearse.netfilter import Cluster, PodAddress, PolicyError, ServiceAddress, ruleset
-from shopstack_rehearse.pods import CLUSTER_DOMAIN, KubeletSettings, Node, Pod, exec_in
+from shopstack_rehearse.pods import (
+    CLUSTER_DOMAIN,
+    ContainerWorker,
+    KubeletSettings,
+    Node,
+    Pod,
+    exec_in,
+)
 
 log = logging.getLogger("shopstack_rehearse")
 
@@ -342,6 +349,18 @@ class Rehearsal:
         --force``); its controller makes a replacement."""
         pod = self.pod(name)
         pod.delete(grace=0, wait=True)
+
+    def kill_container(self, pod_name: str, container: str | None = None) -> ContainerWorker:
+        """SIGKILL one container of a pod (its first by default), as a crash or the OOM
+        killer would; the pod stays, the kubelet restarts the container and its probes put
+        the pod back behind its Services. Returns the container's worker."""
+        pod = self.pod(pod_name)
+        workers = [w for w in pod.containers if container in {None, w.name}]
+        if not workers or not workers[0].container_id:
+            raise RehearsalError(f"pod {pod_name} has no running container {container or ''}")
+        worker = workers[0]
+        self.client.api.kill(worker.container_id, signal="SIGKILL")
+        return worker
 
     def update_secret(self, namespace: str, name: str, data: dict[str, bytes]) -> int:
         """Change a Secret's data (keys added or replaced); every volume projecting it is
