@@ -183,7 +183,8 @@ ci: ## what CI runs: lint, types, every test on embedded servers, then the conta
 	$(MAKE) test-monitoring-live
 	$(MAKE) airgap-images
 	set -a && . $(AIRGAP)/images.env && set +a && \
-	  $(MAKE) test-containers && $(MAKE) test-images && $(MAKE) test-rehearse
+	  $(MAKE) test-containers && $(MAKE) test-images && $(MAKE) test-rehearse && \
+	  $(MAKE) test-rehearse-platform
 
 PYTHON_IMAGE ?= python:3.11-slim
 # One tag for the three images and the release: the commit, so a tag is never reused.
@@ -294,6 +295,12 @@ REHEARSE_ARGS ?=
 rehearse: $(VENV_STAMP) $(HELM) ## run what the chart renders for VALUES as containers, as the kubelet would (needs Docker; REHEARSE_ARGS for more)
 	$(RUN) shopstack-rehearse run --chart $(CHART) --helm $(HELM) --release $(RELEASE) \
 	  --namespace $(NAMESPACE) $(if $(VALUES),--values $(VALUES)) --image '$(REHEARSE_IMAGES)' $(REHEARSE_ARGS)
+
+.PHONY: test-rehearse-platform
+test-rehearse-platform: $(VENV_STAMP) $(HELM) ## the chart's dev and production values through the rehearsal: e2e and day-2 operations through its NGINX (needs Docker; builds the images)
+	$(need_docker)
+	$(MAKE) images
+	IMAGE_TAG=$(IMAGE_TAG) $(call PYTEST_TIER,-m rehearse tests/rehearse)
 
 .PHONY: clean
 clean: ## remove the virtualenv, caches and tool bootstrap (keeps .devstack data)

@@ -2,12 +2,13 @@
 StatefulSet's ordinals, claims and DNS."""
 
 import json
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from shopstack_rehearse.load import Load
 
 pytestmark = pytest.mark.rehearse
 
@@ -15,49 +16,16 @@ MANIFESTS = Path(__file__).parent / "manifests"
 WEB = (MANIFESTS / "day2-web.yaml").read_text()
 
 
-class Load:
-    """A bounded request loop through NGINX: counts what was sent and what failed."""
-
-    def __init__(self, url: str, limit: int = 5000) -> None:
-        self.url, self.limit = url, limit
-        self.sent = self.failed = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        with httpx.Client(timeout=5) as client:
-            while not self._stop.is_set() and self.sent < self.limit:
-                self.sent += 1
-                try:
-                    answer = client.get(f"{self.url}/load")
-                    if answer.status_code != 200:
-                        self.failed += 1
-                        self.failures.append(f"{answer.status_code} {answer.text[:100]}")
-                except httpx.HTTPError as error:
-                    self.failed += 1
-                    self.failures.append(repr(error))
-                time.sleep(0.01)
-
-    def __enter__(self) -> "Load":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def test_rolling_restart_replaces_each_pod_with_no_failed_request(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
     cluster = rehearsal()
     cluster.install(render(WEB))
     before = {p.name for p in cluster.pods("Deployment/shop/web")}
-    with Load(cluster.url) as load:
+    with Load(cluster.url, ["/load"], limit=5000) as load:
         time.sleep(0.5)
         cluster.rolling_restart("web")
         time.sleep(0.5)
     after = {p.name for p in cluster.pods("Deployment/shop/web")}
-    print(f"rolling restart: {load.sent} requests sent, {load.failed} failed")
+    print(f"rolling restart: {load.summary()}")
     assert len(after) == 2
     assert not before & after
     assert load.sent > 50
@@ -109,6 +77,22 @@ def test_a_killed_pod_is_replaced_and_a_secret_update_reaches_mounted_files(
         assert (
             httpx.get(f"http://{pod.ip}:8080/file", params={"path": "/keys/old.pem"}).text == "OLD"
         )
+
+
+def test_a_killed_container_is_restarted_in_its_pod_and_back_through_its_probes(
+    rehearsal, render
+) -> None:  # type: ignore[no-untyped-def]
+    cluster = rehearsal()
+    cluster.install(render(WEB))
+    victim, _ = cluster.pods("Deployment/shop/web")
+    worker = cluster.kill_container(victim.name)
+    deadline = time.monotonic() + 30
+    while worker.restart_count == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "exited with code 137" in worker.events, worker.events
+    cluster.wait_settled()
+    assert cluster.pod(victim.name) is victim
+    assert (victim.ready, victim.restarts) == (True, 1)
 
 
 DATABASE = (MANIFESTS / "day2-database.yaml").read_text()

@@ -92,3 +92,31 @@ def test_a_missing_image_is_refused_before_anything_starts(rehearsal, render) ->
     ):
         cluster.install(render(WEB.replace("APP_IMAGE", "shopstack/nowhere:1")))
     assert cluster.pods() == []
+
+
+AUTOSCALED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: scaled}
+spec:
+  selector: {matchLabels: {app: scaled}}
+  template:
+    metadata: {labels: {app: scaled}}
+    spec:
+      containers: [{name: web, image: APP_IMAGE, args: [serve]}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: scaled}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: scaled}
+  minReplicas: 2
+  maxReplicas: 5
+"""
+
+
+def test_an_autoscaled_deployment_without_replicas_runs_the_minimum(rehearsal, render) -> None:  # type: ignore[no-untyped-def]
+    cluster = rehearsal()
+    cluster.install(render(AUTOSCALED))
+    assert len(cluster.pods("Deployment/shop/scaled")) == 2
+    assert any("its autoscaler's minReplicas" in note for note in cluster.notes)

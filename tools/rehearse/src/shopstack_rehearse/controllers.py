@@ -34,6 +34,9 @@ class WorkloadController:
     max_replicas: int
     pods: list[Pod] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The minReplicas of a HorizontalPodAutoscaler aimed at the workload: the autoscaler
+    # raises the count to it at once (a chart that autoscales renders no replicas at all).
+    autoscaled_min: int = 0
 
     @property
     def template(self) -> dict[str, Any]:
@@ -45,12 +48,15 @@ class WorkloadController:
         return template_hash(self.template)
 
     @property
+    def wanted(self) -> int:
+        return max(int(self.obj.spec.get("replicas", 1)), self.autoscaled_min)
+
+    @property
     def desired(self) -> int:
-        wanted = int(self.obj.spec.get("replicas", 1))
-        return min(wanted, self.max_replicas)
+        return min(self.wanted, self.max_replicas)
 
     def capped_note(self) -> str | None:
-        wanted = int(self.obj.spec.get("replicas", 1))
+        wanted = self.wanted
         if wanted > self.max_replicas:
             run = self.max_replicas
             return f"{self.obj.ref}: {wanted} replicas rendered, {run} run (--max-replicas)"

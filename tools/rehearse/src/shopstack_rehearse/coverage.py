@@ -408,7 +408,7 @@ IGNORED_KINDS: dict[str, str] = {
     "RoleBinding": "no API server: RBAC is not checked",
     "ClusterRole": "no API server: RBAC is not checked",
     "ClusterRoleBinding": "no API server: RBAC is not checked",
-    "HorizontalPodAutoscaler": "replicas stay at the workload's own count (capped)",
+    "HorizontalPodAutoscaler": "its workload starts at minReplicas (capped); no scaling follows",
     "PodDisruptionBudget": "no evictions happen; rollouts follow the workload's strategy",
     "ServiceMonitor": "no Prometheus Operator: scraping is not rehearsed",
     "PodMonitor": "no Prometheus Operator: scraping is not rehearsed",

@@ -42,7 +42,14 @@ from shopstack_rehearse.manifests import (
     decode_secret,
 )
 from shopstack_rehearse.netfilter import Cluster, PodAddress, PolicyError, ServiceAddress, ruleset
-from shopstack_rehearse.pods import CLUSTER_DOMAIN, KubeletSettings, Node, Pod, exec_in
+from shopstack_rehearse.pods import (
+    CLUSTER_DOMAIN,
+    ContainerWorker,
+    KubeletSettings,
+    Node,
+    Pod,
+    exec_in,
+)
 
 log = logging.getLogger("shopstack_rehearse")
 
@@ -151,6 +158,7 @@ class Rehearsal:
         self._loop: threading.Thread | None = None
         self.volumes_root = Path(tempfile.mkdtemp(prefix=f"{VOLUMES_PREFIX}{self.run.run_id}-"))
         self.node: Node | None = None
+        self._autoscaled: dict[str, int] = {}
         self._closed = False
 
     # --- set-up and clean-up --------------------------------------------------------------
@@ -342,6 +350,18 @@ class Rehearsal:
         pod = self.pod(name)
         pod.delete(grace=0, wait=True)
 
+    def kill_container(self, pod_name: str, container: str | None = None) -> ContainerWorker:
+        """SIGKILL one container of a pod (its first by default), as a crash or the OOM
+        killer would; the pod stays, the kubelet restarts the container and its probes put
+        the pod back behind its Services. Returns the container's worker."""
+        pod = self.pod(pod_name)
+        workers = [w for w in pod.containers if container in {None, w.name}]
+        if not workers or not workers[0].container_id:
+            raise RehearsalError(f"pod {pod_name} has no running container {container or ''}")
+        worker = workers[0]
+        self.client.api.kill(worker.container_id, signal="SIGKILL")
+        return worker
+
     def update_secret(self, namespace: str, name: str, data: dict[str, bytes]) -> int:
         """Change a Secret's data (keys added or replaced); every volume projecting it is
         swapped atomically, as the kubelet's sync does. Environment variables keep their
@@ -419,6 +439,7 @@ class Rehearsal:
             (o for o in manifests.objects if not o.hooks),
             key=lambda o: KIND_ORDER.get(o.kind, len(KIND_ORDER)),
         )
+        self._autoscaled = _autoscaled_minimums(plain)
         with self._control_lock:
             for obj in plain:
                 self._apply_resource(obj)
@@ -519,6 +540,7 @@ class Rehearsal:
     def _apply_workload(self, obj: KubeObject) -> None:
         existing = self.controllers.get(obj.ref)
         if existing is not None:
+            existing.autoscaled_min = self._autoscaled.get(obj.ref, 0)
             existing.update(obj)
             return
         controller: WorkloadController
@@ -530,6 +552,12 @@ class Rehearsal:
                 self._make_pod,
                 self.options.max_replicas,
                 lambda claim: self._claim(obj.namespace, claim),
+            )
+        controller.autoscaled_min = self._autoscaled.get(obj.ref, 0)
+        if controller.autoscaled_min:
+            self._note(
+                f"{obj.ref}: {controller.wanted} replicas, its autoscaler's minReplicas; "
+                "no scaling follows"
             )
         note = controller.capped_note()
         if note:
@@ -868,6 +896,19 @@ class Rehearsal:
         elif obj.kind == "NetworkPolicy":
             self.policies = [p for p in self.policies if p.ref != obj.ref]
         log.info("%s: deleted by its hook-succeeded delete policy", obj.ref)
+
+
+def _autoscaled_minimums(objects: list[KubeObject]) -> dict[str, int]:
+    """The workloads HorizontalPodAutoscalers aim at, with their minReplicas."""
+    minimums = {}
+    for hpa in objects:
+        if hpa.kind != "HorizontalPodAutoscaler":
+            continue
+        target = hpa.spec.get("scaleTargetRef") or {}
+        if target.get("kind") in WORKLOAD_KINDS and target.get("name"):
+            ref = f"{target['kind']}/{hpa.namespace}/{target['name']}"
+            minimums[ref] = int(hpa.spec.get("minReplicas", 1))
+    return minimums
 
 
 def _containers(manifests: Manifests) -> Iterator[tuple[KubeObject, dict[str, Any]]]:
