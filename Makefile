@@ -106,6 +106,16 @@ test-contract: $(VENV_STAMP) ## the API contract: schemathesis run over the merg
 test-faults: $(VENV_STAMP) ## break make up under a mixed load through NGINX (Redis, PostgreSQL, orders, a slow upstream, SIGTERM to each service); table: test-results/faults/
 	$(call PYTEST_TIER,-m faults tests/faults)
 
+LOAD_URL ?=
+
+.PHONY: load
+load: $(VENV_STAMP) ## Locust headless for LOAD_DURATION s (60) with LOAD_USERS (20) against LOAD_URL, or a make up of its own when unset; reports: test-results/load/
+	LOAD_URL=$(LOAD_URL) $(RUN) python tools/load/run.py
+
+.PHONY: load-ui
+load-ui: $(VENV_STAMP) ## Locust's web UI on http://127.0.0.1:8089 against LOAD_URL (default: make up's NGINX, http://127.0.0.1:8080)
+	$(RUN) locust -f tools/load/locustfile.py --host $(or $(LOAD_URL),http://127.0.0.1:8080) --web-host 127.0.0.1
+
 .PHONY: bench-gateway
 bench-gateway: $(VENV_STAMP) ## gateway overhead: a cached product read, direct vs through the gateway (wrk)
 	@$(MAKE) wrk
