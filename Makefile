@@ -102,6 +102,20 @@ test-browser: $(VENV_STAMP) chromium ## the admin console in headless Chromium a
 test-contract: $(VENV_STAMP) ## the API contract: schemathesis run over the merged document through NGINX, as a customer and an admin (reports: test-results/contract/)
 	$(call PYTEST_TIER,-m contract tests/e2e/test_api_contract.py)
 
+.PHONY: test-faults
+test-faults: $(VENV_STAMP) ## break make up under a mixed load through NGINX (Redis, PostgreSQL, orders, a slow upstream, SIGTERM to each service); table: test-results/faults/
+	$(call PYTEST_TIER,-m faults tests/faults)
+
+LOAD_URL ?=
+
+.PHONY: load
+load: $(VENV_STAMP) ## Locust headless for LOAD_DURATION s (60) with LOAD_USERS (20) against LOAD_URL, or a make up of its own when unset; reports: test-results/load/
+	LOAD_URL=$(LOAD_URL) $(RUN) python tools/load/run.py
+
+.PHONY: load-ui
+load-ui: $(VENV_STAMP) ## Locust's web UI on http://127.0.0.1:8089 against LOAD_URL (default: make up's NGINX, http://127.0.0.1:8080)
+	$(RUN) locust -f tools/load/locustfile.py --host $(or $(LOAD_URL),http://127.0.0.1:8080) --web-host 127.0.0.1
+
 .PHONY: bench-gateway
 bench-gateway: $(VENV_STAMP) ## gateway overhead: a cached product read, direct vs through the gateway (wrk)
 	@$(MAKE) wrk
@@ -180,6 +194,7 @@ ci: ## what CI runs: lint, types, every test on embedded servers, then the conta
 	SHOPSTACK_TEST_BACKEND=embedded $(MAKE) test
 	$(MAKE) test-browser
 	$(MAKE) test-contract
+	$(MAKE) test-faults
 	$(MAKE) test-monitoring-live
 	$(MAKE) airgap-images
 	set -a && . $(AIRGAP)/images.env && set +a && \

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from shopstack_devstack.nginx import TEMPLATES, LocalNginx, render
+from shopstack_devstack.settings import DevstackSettings
 
 
 def test_render_substitutes_only_our_variables(tmp_path: Path) -> None:
@@ -23,6 +24,24 @@ def test_the_shipped_config_passes_nginx_t(tmp_path: Path) -> None:
     assert "${" not in rendered
     assert "server 127.0.0.1:18000" in rendered
     assert config.exists()
+
+
+def test_further_gateways_are_servers_of_the_one_upstream(tmp_path: Path) -> None:
+    nginx = LocalNginx(
+        prefix=tmp_path / "nginx", listen="127.0.0.1:18080", gateway="127.0.0.1:18000",
+        more_gateways=("127.0.0.1:18010", "127.0.0.1:18011"),
+    )  # fmt: skip
+    nginx.prepare()  # nginx -t passes
+    rendered = (tmp_path / "nginx" / "conf.d" / "shopstack.conf").read_text()
+    upstream = rendered.split("upstream shopstack_gateway {", 1)[1].split("}", 1)[0]
+    for port in (18000, 18010, 18011):
+        assert f"server 127.0.0.1:{port} max_fails=0;" in upstream
+
+
+def test_the_gateway_ports_follow_the_instance_count() -> None:
+    settings = DevstackSettings(gateway_port=9000, gateway_instances=3, gateway_extra_port=9100)
+    assert settings.gateway_ports == [9000, 9100, 9101]
+    assert DevstackSettings(gateway_port=9000).gateway_ports == [9000]
 
 
 def test_a_broken_config_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,8 +2,10 @@
 
 import textwrap
 
+import pytest
+
 from shopstack_rehearse import ingress_nginx
-from shopstack_rehearse.manifests import parse_stream
+from shopstack_rehearse.manifests import ManifestError, parse_stream
 
 
 def service_port(namespace: str, name: str, port: object) -> tuple[str, int]:
@@ -86,3 +88,32 @@ def test_http_route_with_weights_timeouts_and_a_client_settings_policy() -> None
     default = text.split("server_name _;")[1].split("server {")[0]
     assert "return 404" in default
     assert "proxy_pass" not in default
+
+
+INGRESS_WITH_NEXT_UPSTREAM = """
+    apiVersion: networking.k8s.io/v1
+    kind: Ingress
+    metadata:
+      name: edge
+      annotations:
+        nginx.ingress.kubernetes.io/proxy-next-upstream: "{cases}"
+        nginx.ingress.kubernetes.io/proxy-next-upstream-tries: "2"
+    spec:
+      rules:
+        - http:
+            paths:
+              - path: /
+                pathType: Prefix
+                backend: {{service: {{name: web, port: {{number: 80}}}}}}
+"""
+
+
+def test_next_upstream_annotations_become_the_location_s_retry_rule() -> None:
+    text = config(INGRESS_WITH_NEXT_UPSTREAM.format(cases="error"))
+    assert "proxy_next_upstream error;" in text
+    assert "proxy_next_upstream_tries 2;" in text
+
+
+def test_a_next_upstream_case_nginx_does_not_know_is_refused() -> None:
+    with pytest.raises(ManifestError, match="proxy-next-upstream"):
+        config(INGRESS_WITH_NEXT_UPSTREAM.format(cases="error sometimes"))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from shopstack_common.settings import ServiceSettings
 
@@ -47,23 +49,42 @@ def start_metrics_server(settings: ServiceSettings) -> None:
     start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
 
 
+# uvicorn closes a keep-alive connection after this long idle. A proxy in front must keep its
+# own idle connections for less (NGINX: ``keepalive_timeout`` of its upstream), so it always
+# closes first and never sends a request on a connection the server is closing.
+KEEP_ALIVE_SECONDS = 5
+
+
 def serve_asgi(app: str, settings: ServiceSettings) -> None:
     """Run ``app`` (``package.module:attribute``) under uvicorn. Our own middleware writes the
-    access log, so uvicorn's is off."""
+    access log, so uvicorn's is off. With one worker, SIGTERM drains (``DrainingServer``)."""
     prepare_multiprocess_metrics(settings.service_name, settings.web_concurrency)
     start_metrics_server(settings)
 
     import uvicorn
 
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.web_concurrency,
-        log_config=None,
-        access_log=False,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        server_header=False,
-        timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
-    )
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "workers": settings.web_concurrency,
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "server_header": False,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "timeout_graceful_shutdown": int(settings.graceful_timeout_seconds),
+    }
+    if settings.web_concurrency > 1:
+        # uvicorn's worker processes build their own (plain) Server.
+        uvicorn.run(app, **options)
+        return
+    from shopstack_common.draining import DrainingServer
+
+    server = DrainingServer(uvicorn.Config(app, **options), drain_seconds=KEEP_ALIVE_SECONDS + 1)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+STARTUP_FAILURE = 3  # uvicorn's own exit code for a server that never started

@@ -32,6 +32,7 @@ from shopstack_gateway.middleware.authentication import AuthenticationMiddleware
 from shopstack_gateway.middleware.dispatch import DispatchMiddleware
 from shopstack_gateway.middleware.identity_headers import StripIdentityHeadersMiddleware
 from shopstack_gateway.middleware.rate_limit import RateLimitMiddleware
+from shopstack_gateway.middleware.synthetic import SyntheticTrafficMiddleware
 from shopstack_gateway.overview.router import router as overview_router
 from shopstack_gateway.problems.router import router as problems_router
 from shopstack_gateway.resources import open_resources, resources_of
@@ -56,6 +57,7 @@ class GatewayApp:
         )
         edge = AuthenticationMiddleware(edge, verifier=lambda: resources_of(api).verifier)
         edge = StripIdentityHeadersMiddleware(edge)
+        edge = SyntheticTrafficMiddleware(edge)
         # Spans for the requests only: one per message sent or received would cost more than
         # the proxying itself.
         self._stack = OpenTelemetryMiddleware(

@@ -76,6 +76,12 @@ JWKS_REFRESHES = Counter(
     "Refreshes of the token signing keys, by what triggered them (startup, expired, unknown_kid).",
     ["trigger"],
 )
+SYNTHETIC_REQUESTS = Counter(
+    "shopstack_gateway_synthetic_requests",
+    "Requests marked synthetic with X-Synthetic-Source (load generators, fault runs, probes), "
+    "by source and status class.",
+    ["source", "status_class"],
+)
 
 # The label values known before any request: every series exists from the start.
 RATE_LIMIT_POLICIES = ("token", "user", "address")
@@ -95,6 +101,10 @@ initialise(AUTH_FAILURES, AUTH_FAILURE_REASONS)
 initialise(JWKS_FETCHES, ("ok", "error"))
 initialise(JWKS_REFRESHES, ("startup", "expired", "unknown_kid"))
 initialise(DEPENDENCY_FALLBACKS, ("redis",), ("ratelimit",))
+# Anything not in this list is counted as "other": a label never takes free text.
+SYNTHETIC_SOURCES = ("load", "faults", "probe")
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+initialise(SYNTHETIC_REQUESTS, (*SYNTHETIC_SOURCES, "other"), STATUS_CLASSES)
 
 
 def initialise_upstream(name: str) -> None:

@@ -62,6 +62,8 @@ class LocalNginx:
     listen: str
     gateway: str
     max_body: str = "8m"
+    # Further gateway instances (SHOPSTACK_GATEWAY_INSTANCES), each an upstream server too.
+    more_gateways: tuple[str, ...] = ()
     # `make monitor`: stub_status on this loopback address, for the NGINX exporter.
     status_listen: str | None = None
 
@@ -71,6 +73,9 @@ class LocalNginx:
             "SHOPSTACK_NGINX_LISTEN": self.listen,
             "SHOPSTACK_GATEWAY_UPSTREAM": self.gateway,
             "SHOPSTACK_NGINX_MAX_BODY": self.max_body,
+            "SHOPSTACK_GATEWAY_MORE_SERVERS": "\n    ".join(
+                f"server {address} max_fails=0;" for address in self.more_gateways
+            ),
         }
         (self.prefix / "conf.d").mkdir(parents=True, exist_ok=True)
         for temp in ("client_body_temp", "proxy_temp"):

@@ -2,7 +2,9 @@
 every one of them (with its own children) stopped when the supervisor stops.
 
 ``Supervisor.run`` is the whole life of `make up`: the start-up steps in order, then watching,
-then the stop, in reverse order, on SIGINT, SIGTERM or SIGHUP or when a child dies. A signal
+then the stop, in reverse order, on SIGINT, SIGTERM or SIGHUP. A child that dies while the
+platform is up is started again with back-off, as a cluster restarts a crashed container; one
+that dies during start-up fails the start-up. A signal
 only marks the stop as asked for: the handler takes no lock and writes nothing, because it
 runs between any two bytecodes of the main thread, also while that thread holds the log's lock.
 Every wait of the start-up looks at the mark, so a stop asked for during start-up is acted on
@@ -79,6 +81,20 @@ class StopRequest:
             signal.signal(sig, self.handle)
 
 
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How long to wait before starting a dead child again: ``first_delay``, doubled with every
+    death that follows quickly on the last, up to ``max_delay`` (the kubelet's CrashLoopBackOff,
+    shorter). A child that ran for ``healthy_after`` seconds starts from ``first_delay`` again."""
+
+    first_delay: float = 1.0
+    max_delay: float = 30.0
+    healthy_after: float = 60.0
+
+    def delay(self, quick_deaths: int) -> float:
+        return float(min(self.first_delay * 2 ** max(quick_deaths - 1, 0), self.max_delay))
+
+
 @dataclass
 class Child:
     name: str
@@ -91,6 +107,13 @@ class Child:
     process: subprocess.Popen[str] | None = None
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     _pump: threading.Thread | None = None
+    started_at: float = 0.0
+    order: int = 0
+    restarts: int = 0
+    # Deaths in a row, each soon after its start; the back-off grows with them.
+    quick_deaths: int = 0
+    # When a dead child is due to start again (monotonic); None while it runs.
+    restart_at: float | None = None
 
     @property
     def alive(self) -> bool:
@@ -103,18 +126,22 @@ class Supervisor:
     A pid file per child lets the next run find and stop anything a killed supervisor left.
     """
 
-    def __init__(self, view: LogView, run_dir: Path) -> None:
+    def __init__(
+        self, view: LogView, run_dir: Path, *, restarts: RestartPolicy | None = None
+    ) -> None:
         self.view = view
         self.run_dir = run_dir
+        self.restarts = restarts or RestartPolicy()
         self.children: list[Child] = []
         self.stop = StopRequest()
         self._started = 0
         self._stopping = False
 
     def run(self, steps: Sequence[Callable[[], None]], *, ready: Callable[[], None]) -> int:
-        """Run ``steps`` in order, then ``ready``, then watch until a stop signal (exit 0) or
-        a child's death (exit 1). A stop during start-up exits 130, a failed step 1. Whatever
-        happened, every child is stopped, in reverse start order, before this returns."""
+        """Run ``steps`` in order, then ``ready``, then watch until a stop signal (exit 0),
+        restarting children that die meanwhile. A stop during start-up exits 130, a failed
+        step 1. Whatever happened, every child is stopped, in reverse start order, before this
+        returns."""
         up = False
         self.stop.install()
         try:
@@ -125,13 +152,8 @@ class Supervisor:
             ready()
             up = True
             while True:
-                self.stop.sleep(0.2)
-                dead = self.first_dead()
-                if dead is not None:
-                    assert dead.process is not None
-                    code = dead.process.returncode
-                    self.view.say(f"{dead.name} exited unexpectedly (code {code}); stopping")
-                    return 1
+                self.stop.sleep(0.1)
+                self.restart_dead()
         except Interrupted as stop:
             self.view.say(f"received {stop}, stopping")
             return 0 if up else INTERRUPTED
@@ -163,9 +185,46 @@ class Supervisor:
                 _stop_group(record.pgid, record.stop_signal, record.stop_timeout)
             pid_file.unlink(missing_ok=True)
 
+    def restart_dead(self) -> None:
+        """One look at the children: schedule each newly dead one for a restart after its
+        back-off, and start those whose time has come. The rest of its process group (a
+        server's workers) is stopped first, so the new one finds its port free."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.alive or child.process is None:
+                continue
+            if child.restart_at is None:
+                ran = now - child.started_at
+                child.quick_deaths = (
+                    1 if ran >= self.restarts.healthy_after else child.quick_deaths + 1
+                )
+                delay = self.restarts.delay(child.quick_deaths)
+                child.restart_at = now + delay
+                self.view.say(
+                    f"{child.name} exited (code {child.process.returncode}); restarting in "
+                    f"{delay:g}s (restart {child.restarts + 1})"
+                )
+                _stop_group(child.process.pid, signal.SIGKILL, 5, child.process.poll)
+            elif now >= child.restart_at:
+                self.stop.check()
+                child.restarts += 1
+                child.restart_at = None
+                if child._pump:
+                    child._pump.join(2)
+                if child.process.stdout is not None:
+                    child.process.stdout.close()
+                self._spawn(child)
+                self.view.say(f"restarted {child.name} (restart {child.restarts})")
+
     def start(self, child: Child) -> Child:
         self.stop.check()
         self.view.register(child.name)
+        self._spawn(child)
+        # Known to stop_all before anything else can happen, a signal included.
+        self.children.append(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
         env = {**os.environ, **child.env, "PYTHONUNBUFFERED": "1"}
         child.process = subprocess.Popen(  # noqa: S603 - argv built by this module
             list(child.argv),
@@ -180,15 +239,16 @@ class Supervisor:
             start_new_session=True,
             user=child.user,
         )
-        # Known to stop_all before anything else can happen, a signal included.
-        self.children.append(child)
-        self._started += 1
-        _PidRecord(child.process.pid, self._started, child.stop_signal, child.stop_timeout).write(
+        child.started_at = time.monotonic()
+        if not child.order:
+            # A restart keeps its place: leftovers are stopped services first, databases last.
+            self._started += 1
+            child.order = self._started
+        _PidRecord(child.process.pid, child.order, child.stop_signal, child.stop_timeout).write(
             self._pid_file(child)
         )
         child._pump = threading.Thread(target=self._pump, args=(child,), daemon=True)
         child._pump.start()
-        return child
 
     def run_to_completion(self, child: Child, timeout: float = 300.0) -> int:
         """Run a one-off command (a migration) with its output in the stream. A stop asked
@@ -231,12 +291,6 @@ class Supervisor:
         for line in child.process.stdout:
             child.tail.append(line)
             self.view.line(child.name, line)
-
-    def first_dead(self) -> Child | None:
-        for child in self.children:
-            if not child.alive:
-                return child
-        return None
 
     def stop_all(self) -> None:
         """Stop in reverse start order (the edge first, the databases last). Signals that
@@ -342,6 +396,8 @@ def _stop_group(
         if reap is not None:
             reap()
         if not _group_alive(pgid):
+            if reap is not None:
+                reap()  # the leader may have become a zombie since the last look
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):

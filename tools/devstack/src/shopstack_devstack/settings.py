@@ -36,10 +36,21 @@ class DevstackSettings(BaseSettings):
     nginx_exporter_port: int = 9113
     nginx_status_port: int = 8081
 
+    # Gateway processes behind NGINX; the second and further listen on gateway_extra_port and
+    # up. Two let a SIGTERM to one drop nothing: NGINX sends to the other meanwhile.
+    gateway_instances: int = Field(default=1, ge=1, le=8)
+    gateway_extra_port: int = 8010
+
     users_workers: int = 2
     users_threads: int = 4
     orders_workers: int = 1
     gateway_workers: int = 1
+
+    @property
+    def gateway_ports(self) -> list[int]:
+        extra = range(self.gateway_extra_port, self.gateway_extra_port + self.gateway_instances - 1)
+        return [self.gateway_port, *extra]
+
     log_level: str = "INFO"
     log_format: str = Field(default="pretty", pattern="^(pretty|json)$")
     start_timeout_seconds: float = 90.0

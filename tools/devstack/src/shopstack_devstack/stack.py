@@ -140,6 +140,8 @@ class Stack:
             "nginx": s.nginx_port, "gateway": s.gateway_port,
             "users": s.users_port, "orders": s.orders_port,
         }  # fmt: skip
+        for instance, port in enumerate(s.gateway_ports[1:], start=2):
+            wanted[f"gateway-{instance}"] = port
         if s.database_url is None:
             wanted["postgres"] = s.postgres_port
         if s.redis_url is None:
@@ -238,18 +240,20 @@ class Stack:
             if code != 0:
                 raise StartupError(f"{service} migrations failed (exit {code})")
 
-    def _serve(self, service: str, port: int, workers: int, env: dict[str, str]) -> Child:
+    def _serve(
+        self, service: str, port: int, workers: int, env: dict[str, str], name: str = ""
+    ) -> Child:
         """``shopstack-<service> serve``: the command the images and the chart run, with
-        its options in the environment."""
+        its options in the environment. ``name``: of a further instance of the service."""
         run = self.settings.data_dir / "run"
         server = {"HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
         # Several workers share their samples through a directory; one keeps them in memory,
         # where prometheus-client also keeps exemplars (trace ids on the latency histograms).
         if workers > 1:
-            server["PROMETHEUS_MULTIPROC_DIR"] = str(run / f"metrics-{service}")
+            server["PROMETHEUS_MULTIPROC_DIR"] = str(run / f"metrics-{name or service}")
         return self.supervisor.start(
             Child(
-                service,
+                name or service,
                 [sys.executable, "-m", f"shopstack_{service}", "serve"],
                 env={**self._service_env(), **env, **server},
             )
@@ -266,16 +270,19 @@ class Stack:
         orders = self._serve("orders", s.orders_port, s.orders_workers, {})
         self._wait_ready(users, f"http://127.0.0.1:{s.users_port}/readyz")
         self._wait_ready(orders, f"http://127.0.0.1:{s.orders_port}/readyz")
-        gateway = self._serve(
-            "gateway",
-            s.gateway_port,
-            s.gateway_workers,
-            {
-                "GATEWAY_UPSTREAMS__USERS__URL": f"http://127.0.0.1:{s.users_port}",
-                "GATEWAY_UPSTREAMS__ORDERS__URL": f"http://127.0.0.1:{s.orders_port}",
-            },
-        )
-        self._wait_ready(gateway, f"http://127.0.0.1:{s.gateway_port}/readyz")
+        upstreams = {
+            "GATEWAY_UPSTREAMS__USERS__URL": f"http://127.0.0.1:{s.users_port}",
+            "GATEWAY_UPSTREAMS__ORDERS__URL": f"http://127.0.0.1:{s.orders_port}",
+        }
+        gateways = [
+            self._serve(
+                "gateway", port, s.gateway_workers, upstreams,
+                name="gateway" if instance == 1 else f"gateway-{instance}",
+            )
+            for instance, port in enumerate(s.gateway_ports, start=1)
+        ]  # fmt: skip
+        for gateway, port in zip(gateways, s.gateway_ports, strict=True):
+            self._wait_ready(gateway, f"http://127.0.0.1:{port}/readyz")
 
     def _start_nginx(self) -> None:
         s = self.settings
@@ -283,6 +290,7 @@ class Stack:
             prefix=s.data_dir / "nginx",
             listen=f"127.0.0.1:{s.nginx_port}",
             gateway=f"127.0.0.1:{s.gateway_port}",
+            more_gateways=tuple(f"127.0.0.1:{port}" for port in s.gateway_ports[1:]),
             status_listen=self.monitoring.nginx_status_listen if self.monitoring else None,
         )
         nginx.prepare()
@@ -408,7 +416,7 @@ class Stack:
             f"  API (NGINX)   http://127.0.0.1:{s.nginx_port}",
             f"  API docs      http://127.0.0.1:{s.nginx_port}/docs",
             f"  admin console http://127.0.0.1:{s.nginx_port}/admin",
-            f"  gateway       http://127.0.0.1:{s.gateway_port}",
+            *(f"  gateway       http://127.0.0.1:{port}" for port in s.gateway_ports),
             f"  users         http://127.0.0.1:{s.users_port}",
             f"  orders        http://127.0.0.1:{s.orders_port}",
             f"  PostgreSQL    {_redact(self.database_url or '')}",

@@ -429,6 +429,8 @@ INGRESS_ANNOTATIONS = {
     "proxy-connect-timeout",
     "proxy-request-buffering",
     "proxy-buffering",
+    "proxy-next-upstream",
+    "proxy-next-upstream-tries",
 }
 
 

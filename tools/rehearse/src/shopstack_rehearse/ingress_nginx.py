@@ -33,6 +33,9 @@ class Settings:
     body_timeout: str = "60s"
     request_buffering: bool = True
     buffering: bool = True
+    # ingress-nginx's defaults: on a connection error or a timeout, the next endpoint, 3 tries.
+    next_upstream: str = "error timeout"
+    next_upstream_tries: str = "3"
 
 
 @dataclass
@@ -69,6 +72,13 @@ def _seconds(value: str, what: str) -> str:
     return f"{value}s"
 
 
+# What NGINX's proxy_next_upstream takes.
+NEXT_UPSTREAM_CASES = frozenset({
+    "error", "timeout", "invalid_header", "non_idempotent", "off",
+    "http_500", "http_502", "http_503", "http_504", "http_403", "http_404", "http_429",
+})  # fmt: skip
+
+
 def ingress_settings(obj: KubeObject) -> Settings:
     settings = Settings()
     annotations = obj.annotations
@@ -91,6 +101,14 @@ def ingress_settings(obj: KubeObject) -> Settings:
         settings.request_buffering = value != "off"
     if (value := get("proxy-buffering")) is not None:
         settings.buffering = value != "off"
+    if (value := get("proxy-next-upstream")) is not None:
+        if not value.split() or not set(value.split()) <= NEXT_UPSTREAM_CASES:
+            raise ManifestError(f"{obj.ref}: proxy-next-upstream {value!r} is not NGINX's")
+        settings.next_upstream = value
+    if (value := get("proxy-next-upstream-tries")) is not None:
+        if not value.isdigit():
+            raise ManifestError(f"{obj.ref}: proxy-next-upstream-tries {value!r} is not a number")
+        settings.next_upstream_tries = value
     return settings
 
 
@@ -226,6 +244,8 @@ def render(routes: Routes, listen: int = 80) -> str:
                     f"      proxy_connect_timeout {settings.connect_timeout};\n"
                     f"      proxy_request_buffering {_on(settings.request_buffering)};\n"
                     f"      proxy_buffering {_on(settings.buffering)};\n"
+                    f"      proxy_next_upstream {settings.next_upstream};\n"
+                    f"      proxy_next_upstream_tries {settings.next_upstream_tries};\n"
                 )
             text += f"    # {location.source}\n    location {match} {{\n{body}    }}\n"
         if "/" not in entries:
