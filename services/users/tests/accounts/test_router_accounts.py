@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -252,6 +254,39 @@ def test_a_patch_must_change_something(client: FlaskClient, api: UsersApi, body:
 def test_a_body_over_the_limit_is_a_413_problem(client: FlaskClient) -> None:
     response = register(client, full_name="x" * 70_000)
     assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    assert response.json is not None
+    assert response.json["type"] == "/problems/body-too-large"
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        (
+            "/api/v1/auth/register",
+            "application/json",
+            json.dumps({**VALID, "full_name": "x" * 70_000}).encode(),
+        ),
+        (
+            "/api/v1/auth/token",
+            "application/x-www-form-urlencoded",
+            b"grant_type=password&username=ada%40example.com&password=" + b"x" * 70_000,
+        ),
+    ],
+)
+def test_a_chunked_body_over_the_limit_is_a_413_problem(
+    client: FlaskClient, path: str, content_type: str, body: bytes
+) -> None:
+    # No Content-Length: the limit can only be noticed while reading, as a server that
+    # terminates chunked bodies (gunicorn sets wsgi.input_terminated) hands them on.
+    response = client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     assert response.json is not None
     assert response.json["type"] == "/problems/body-too-large"
