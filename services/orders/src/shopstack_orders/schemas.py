@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
-    AfterValidator,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -92,6 +92,4 @@ def _representable_in_utc(value: datetime) -> datetime:
         ) from None
 
 
-Instant = Annotated[
-    AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_representable_in_utc)
-]
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_representable_in_utc)]

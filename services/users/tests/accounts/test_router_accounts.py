@@ -81,6 +81,27 @@ def test_duplicate_email_is_409_case_insensitively(client: FlaskClient) -> None:
     assert duplicate.json["errors"][0]["field"] == "email"
 
 
+# One domain, spelled as Unicode, as its IDNA A-label (punycode) and in capitals.
+IDN_SPELLINGS = ["ada@bücher.example", "ada@xn--bcher-kva.example", "Ada@BÜCHER.example"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(a, b) for a in IDN_SPELLINGS for b in IDN_SPELLINGS if a != b],
+)
+def test_one_domain_however_spelled_is_one_account(
+    client: FlaskClient, api: UsersApi, first: str, second: str
+) -> None:
+    created = register(client, email=first)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert api.body(created)["email"] == "ada@bücher.example"  # the one stored form
+    duplicate = register(client, email=second)
+    assert duplicate.status_code == 409, duplicate.get_data(as_text=True)
+    assert api.body(duplicate)["type"] == "/problems/email-taken"
+    # Either spelling signs in to the one account.
+    assert api.token(email=second).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [

@@ -140,6 +140,22 @@ def database_url(test_servers: Servers) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def empty_database(test_servers: Servers) -> Iterator[str]:
+    """A database of its own with no schema at all, dropped afterwards (for migrations)."""
+    name = f"shopstack_empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(test_servers.postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(test_servers.postgres_url, name)
+    finally:
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(test_servers.postgres_url, autocommit=True) as admin,
+        ):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def redis_url(test_servers: Servers) -> str:
     return test_servers.redis_url

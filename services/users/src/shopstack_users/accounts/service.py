@@ -34,6 +34,7 @@ from shopstack_common.problems import (
 from shopstack_users.accounts.models import ADMIN, CUSTOMER, User
 from shopstack_users.audit import service as audit
 from shopstack_users.best_effort_redis import BestEffortRedis
+from shopstack_users.fields import normalise_email
 from shopstack_users.metrics import PASSWORD_REHASHES
 from shopstack_users.passwords import Passwords, policy_violation
 from shopstack_users.throttle import LoginThrottle
@@ -45,10 +46,6 @@ USER_CACHE = "user"
 EMAIL_CONSTRAINT = "uq_users_email"
 
 Sessions = sessionmaker[Session]
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def no_such_user() -> ProblemError:
