@@ -407,6 +407,8 @@ async def test_customers_cannot_look_at_other_users(
         ({"created_after": "9999-12-31T23:59:59-14:00"}, "created_after"),
         ({"created_before": "0001-01-01T00:00:00+14:00"}, "created_before"),
         ({"user_id": "alice"}, "user_id"),
+        ({"all_users": "1"}, "all_users"),
+        ({"all_users": "on"}, "all_users"),
         ({"cursor": "garbage!"}, "cursor"),
     ],
 )

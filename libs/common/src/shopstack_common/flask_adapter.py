@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any, cast
 
 from flask import Blueprint, Flask, Request, Response, json, request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream
@@ -31,6 +32,7 @@ from shopstack_common.problems import (
     problem_for_status,
     validation_error,
 )
+from shopstack_common.urlencoded import refuse_undecodable
 
 logger = logging.getLogger("shopstack.errors")
 
@@ -65,8 +67,20 @@ class _BodyAtMost(LimitedStream):
 
 class BoundedRequest(Request):
     """Flask's request, whose body over ``MAX_CONTENT_LENGTH`` is a 413 however it is sent:
-    with a ``Content-Length`` (werkzeug checks that up front) or chunked, without one.
+    with a ``Content-Length`` (werkzeug checks that up front) or chunked, without one; and
+    whose query string and form body must be UTF-8 text (``shopstack_common.urlencoded``:
+    werkzeug would keep the percent-escapes of other bytes as if they were the text).
     Install it as the app's ``request_class``."""
+
+    @cached_property
+    def args(self) -> MultiDict[str, str]:
+        refuse_undecodable(self.query_string, "query")
+        return super().args
+
+    def _load_form_data(self) -> None:
+        if "form" not in self.__dict__ and self.mimetype == "application/x-www-form-urlencoded":
+            refuse_undecodable(self.get_data(cache=True), "form")
+        super()._load_form_data()
 
     @cached_property
     def stream(self) -> IO[bytes]:

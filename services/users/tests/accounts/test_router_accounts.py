@@ -341,3 +341,28 @@ def test_a_body_nested_thousands_deep_is_a_400_problem(
     assert response.status_code == 400
     assert api.body(response)["type"] == "/problems/malformed-request"
     assert "nested" in api.body(response)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        # werkzeug alone would search for the text "a%ED%A0%80b".
+        ("GET", "/api/v1/users?email_prefix=a%ED%A0%80b", None, "email_prefix"),
+        ("POST", "/api/v1/auth/token", "grant_type=password&username=%FF&password=x", "username"),
+    ],
+)
+def test_a_query_or_form_that_is_not_utf8_text_is_a_400_naming_the_field(
+    *, client: FlaskClient, api: UsersApi, method: str, path: str, body: str | None, field: str
+) -> None:
+    admin = api.admin()
+    response = client.open(
+        path,
+        method=method,
+        data=body,
+        content_type="application/x-www-form-urlencoded" if body else None,
+        headers=api.as_user(admin["id"], "admin"),
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert api.body(response)["type"] == "/problems/malformed-request"
+    assert [e["field"] for e in api.body(response)["errors"]] == [field]
