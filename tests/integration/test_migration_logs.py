@@ -4,11 +4,8 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from shopstack_devstack.backends import Servers
@@ -16,17 +13,6 @@ from shopstack_devstack.backends import Servers
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def empty_database(test_servers: Servers) -> Iterator[str]:
-    name = f"shopstack_migrate_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(test_servers.postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base, _, query = test_servers.postgres_url.partition("?")
-    yield base.rsplit("/", 1)[0] + f"/{name}" + (f"?{query}" if query else "")
-    with psycopg.connect(test_servers.postgres_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def migrate(service: str, database_url: str, redis_url: str) -> list[dict[str, object]]:

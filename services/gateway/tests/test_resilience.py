@@ -359,3 +359,85 @@ async def test_breaker_opens_on_a_dead_upstream_and_closes_when_it_is_back(
             recovered = await client.get("/api/v1/products")
             assert recovered.status_code == 200
             assert (await client.get("/api/v1/products")).status_code == 200
+
+
+class Unavailable:
+    """Answers every request with ``status`` in ``content_type``; counts the requests."""
+
+    def __init__(self, status: int, content_type: str) -> None:
+        self.status = status
+        self.content_type = content_type
+        self.requests = 0
+
+    def app(self) -> web.Application:
+        async def handle(_: web.Request) -> web.Response:
+            self.requests += 1
+            return web.Response(
+                status=self.status,
+                body=b'{"type": "/problems/database-unavailable", "status": 503}',
+                headers={"Content-Type": self.content_type, "Retry-After": "1"},
+            )
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        return app
+
+
+NO_RETRIES = {"retry": {"attempts": 1}, "breaker": {"failure_threshold": 3, "open_seconds": 60}}
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "opens"),
+    [
+        # The service's own answer: it is up, only its database is not.
+        (503, "application/problem+json", False),
+        (503, "application/problem+json; charset=utf-8", False),
+        # Not the service speaking: something in front of it, or another server.
+        (503, "text/html", True),
+        (502, "application/problem+json", True),
+        (504, "application/problem+json", True),
+    ],
+)
+async def test_only_an_upstream_that_cannot_answer_opens_its_breaker(
+    make_gateway: GatewayFactory,
+    serve_upstream: UpstreamServer,
+    status: int,
+    content_type: str,
+    opens: bool,
+) -> None:
+    upstream = Unavailable(status, content_type)
+    async with (
+        serve_upstream(upstream.app()) as url,
+        make_gateway({"users": url, "orders": url}, upstream_options=NO_RETRIES) as client,
+    ):
+        answers = [await client.get("/api/v1/products") for _ in range(6)]
+    refused = [a for a in answers if a.json()["type"].endswith("/upstream-circuit-open")]
+    if opens:
+        assert len(refused) == 3
+        assert upstream.requests == 3
+    else:
+        assert refused == []
+        assert upstream.requests == 6
+        assert [a.status_code for a in answers] == [503] * 6
+        assert all(a.headers["retry-after"] == "1" for a in answers)
+
+
+async def test_a_probe_answered_by_the_service_itself_closes_the_breaker(
+    make_gateway: GatewayFactory, serve_upstream: UpstreamServer
+) -> None:
+    """orders restarts while its database is still down: its first answer, a well-formed 503,
+    shows it is back, so its other routes (cached reads) are let through at once."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    options = {**NO_RETRIES, "breaker": {"failure_threshold": 3, "open_seconds": 0.2}}
+    async with make_gateway({"users": url, "orders": url}, upstream_options=options) as client:
+        for _ in range(3):
+            assert (await client.get("/api/v1/products")).status_code == 502  # dead: opens
+        upstream = Unavailable(503, "application/problem+json")
+        async with serve_upstream(upstream.app(), port):
+            await asyncio.sleep(0.25)  # the open period ends; the next request is the probe
+            probe = await client.get("/api/v1/products")
+            assert probe.json()["type"] == "/problems/database-unavailable"
+            after = [await client.get("/api/v1/products") for _ in range(3)]
+    assert all(a.json()["type"] == "/problems/database-unavailable" for a in after)
+    assert upstream.requests == 4

@@ -14,7 +14,10 @@ import pytest
 import redis.asyncio
 
 from shopstack_common.logs import BurstLogger
-from shopstack_orders.cache import ProductCache
+from shopstack_devstack.pytest_plugin import FreezableRedis
+from shopstack_orders.cache import ProductCache, item_generation_key
+from shopstack_orders.deps import resources_of
+from shopstack_orders.main import create_app
 
 if TYPE_CHECKING:
     from services.orders.tests.conftest import (
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
         MetricReader,
         OrderPlacer,
         ProductFactory,
+        SettingsFactory,
     )
 
 PRODUCTS = "/api/v1/products"
@@ -121,6 +125,19 @@ async def test_every_write_invalidates_what_readers_see(
     assert newcomer["id"] in [p["id"] for p in (await client.get(PRODUCTS)).json()["items"]]
 
 
+def product_cache(r: redis.asyncio.Redis, **settings: Any) -> ProductCache:
+    """A cache of its own on ``r``, as the app builds one (``settings`` by argument name)."""
+    defaults: dict[str, Any] = {
+        "ttl_seconds": 60,
+        "lock_ttl_ms": 1000,
+        "wait_ms": 500,
+        "poll_ms": 5,
+        "retry_after_seconds": 1,
+        "burst_log": BurstLogger(logging.getLogger("t"), quiet_seconds=1),
+    }
+    return ProductCache(r, **(defaults | settings))
+
+
 async def test_a_rebuild_that_raced_a_write_is_never_served(
     client: httpx.AsyncClient, make_product: ProductFactory, redis_url: str
 ) -> None:
@@ -129,15 +146,7 @@ async def test_a_rebuild_that_raced_a_write_is_never_served(
     product = await make_product(name="Old name")
     product_id = uuid.UUID(product["id"])
     async with redis.asyncio.Redis.from_url(redis_url, decode_responses=True) as r:
-        cache = ProductCache(
-            r,
-            ttl_seconds=60,
-            lock_ttl_ms=1000,
-            wait_ms=500,
-            poll_ms=5,
-            retry_after_seconds=1,
-            burst_log=BurstLogger(logging.getLogger("t"), quiet_seconds=1),
-        )
+        cache = product_cache(r, ttl_seconds=60, retry_after_seconds=1)
 
         async def stale_read_then_concurrent_write() -> str:
             await cache.invalidate([product_id])  # the write commits meanwhile
@@ -260,7 +269,9 @@ async def test_writes_and_orders_work_without_redis(
         assert order.status_code == 201
         assert (await degraded.get(f"{PRODUCTS}/{product['id']}")).json()["stock"] == 1
     after = await metric(FALLBACKS, dependency="redis", operation="products.invalidate")
-    assert after == before + 2
+    # The product's creation pays for the failure; the order's invalidation, inside the
+    # back-off window, does not try Redis at all.
+    assert after == before + 1
 
 
 class RecordsHandler(logging.Handler):
@@ -288,3 +299,100 @@ async def test_a_redis_outage_is_logged_once_per_burst(
     [record] = handler.records
     assert record.levelno == logging.WARNING
     assert "Redis" in record.getMessage()
+
+
+# -- Redis frozen (a real redis-server stopped with SIGSTOP) ---------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# Without a window (the control: the count sees what the back-off prevents), every order's
+# invalidation tries Redis; with one, only the first meets the frozen Redis.
+@pytest.mark.parametrize("window_seconds", [600, 0], ids=["back-off", "no-back-off"])
+async def test_orders_during_a_redis_freeze_try_it_once_per_back_off_window(
+    *,
+    make_settings: SettingsFactory,
+    freezable_redis: FreezableRedis,
+    admin: dict[str, str],
+    alice: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    window_seconds: float,
+) -> None:
+    app = create_app(
+        make_settings(
+            redis_url=freezable_redis.url,
+            redis_timeout_seconds=0.1,
+            redis_retry_after_seconds=window_seconds,
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://orders") as client,
+    ):
+        created = await client.post(
+            PRODUCTS,
+            json={"sku": "FROZEN", "name": "Kettle", "price": 2599, "currency": "EUR", "stock": 9},
+            headers=admin,
+        )
+        assert created.status_code == 201
+        pool = resources_of(app).redis.connection_pool
+        attempts = 0
+        get_connection = pool.get_connection
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            nonlocal attempts
+            attempts += 1
+            return await get_connection(*args, **kwargs)
+
+        monkeypatch.setattr(pool, "get_connection", counted)
+        freezable_redis.freeze()
+        try:
+            for _ in range(3):
+                order = await client.post(
+                    "/api/v1/orders",
+                    json={"items": [{"product_id": created.json()["id"], "quantity": 1}]},
+                    headers=alice,
+                )
+                assert order.status_code == 201, order.text
+        finally:
+            freezable_redis.thaw()
+    if window_seconds:
+        assert attempts == 1
+    else:
+        assert attempts >= 3
+
+
+async def test_an_invalidation_redis_missed_is_sent_before_the_next_read_reaches_it(
+    freezable_redis: FreezableRedis,
+) -> None:
+    """Without that, the entry the invalidation should have retired is served again as soon
+    as Redis answers, until its TTL."""
+    product_id = uuid.uuid4()
+    clock = Clock()
+    async with redis.asyncio.Redis.from_url(
+        freezable_redis.url, socket_timeout=0.1, decode_responses=True
+    ) as r:
+        cache = product_cache(r, ttl_seconds=600, retry_after_seconds=2, clock=clock)
+
+        async def build(value: str) -> str:
+            return value
+
+        assert await cache.item(product_id, lambda: build("before")) == "before"
+        generation = await r.get(item_generation_key(product_id))
+        freezable_redis.freeze()
+        try:
+            await cache.invalidate([product_id])  # the write committed; Redis hangs
+        finally:
+            freezable_redis.thaw()
+        assert await cache.item(product_id, lambda: build("after")) == "after"  # skipped Redis
+        clock.now += 2  # the window is over
+        assert await cache.item(product_id, lambda: build("after")) == "after"
+        assert await r.get(item_generation_key(product_id)) != generation
+        assert await cache.item(product_id, lambda: build("unused")) == "after"  # cached again

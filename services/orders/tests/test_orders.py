@@ -403,7 +403,12 @@ async def test_customers_cannot_look_at_other_users(
         ({"created_before": "2026-01-01T00:00:00"}, "created_before"),  # no time zone
         ({"created_before": "0.5"}, "created_before"),  # not seconds since 1970
         ({"created_after": "1764547200"}, "created_after"),
+        # Valid RFC 3339, but past year 9999 (or before year 1) once read in UTC.
+        ({"created_after": "9999-12-31T23:59:59-14:00"}, "created_after"),
+        ({"created_before": "0001-01-01T00:00:00+14:00"}, "created_before"),
         ({"user_id": "alice"}, "user_id"),
+        ({"all_users": "1"}, "all_users"),
+        ({"all_users": "on"}, "all_users"),
         ({"cursor": "garbage!"}, "cursor"),
     ],
 )

@@ -115,6 +115,9 @@ async def test_default_and_maximum_limit(
         ({"limit": "many"}, "limit"),
         ({"sort": "stock"}, "sort"),
         ({"active": "maybe"}, "active"),
+        # JSON Schema's boolean is true or false; pydantic alone reads these as one.
+        ({"active": "1"}, "active"),
+        ({"active": "yes"}, "active"),
         ({"q": "x" * 101}, "q"),
         ({"q": "green\x00"}, "q"),  # PostgreSQL text cannot hold NUL
         ({"cursor": "not-a-cursor"}, "cursor"),
@@ -143,3 +146,15 @@ async def test_a_cursor_only_works_with_the_query_it_came_from(
         response = await client.get(LIST, params={"cursor": cursor} | other)
         assert response.status_code == 422, other
         assert response.json()["errors"][0]["field"] == "cursor"
+
+
+@pytest.mark.parametrize("query", ["q=a%ED%A0%80b", "q=%FF", "sort=name&q=tea%C3"])
+async def test_a_query_that_is_not_utf8_text_is_a_400_naming_the_field(
+    client: httpx.AsyncClient, query: str
+) -> None:
+    # Starlette alone would search for U+FFFD instead.
+    response = await client.get(f"{LIST}?{query}")
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/malformed-request"
+    assert [e["field"] for e in response.json()["errors"]] == ["q"]

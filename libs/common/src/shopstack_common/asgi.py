@@ -26,6 +26,7 @@ from shopstack_common.metrics import HTTP_REQUESTS_IN_FLIGHT, UNMATCHED_ROUTE, o
 from shopstack_common.observability import log_access
 from shopstack_common.problems import INTERNAL_ERROR, PROBLEM_CONTENT_TYPE, ProblemError
 from shopstack_common.telemetry import name_server_span
+from shopstack_common.urlencoded import refuse_undecodable
 
 # The ASGI callable shapes, as Starlette spells them, without importing Starlette.
 Scope = MutableMapping[str, Any]
@@ -233,3 +234,20 @@ class InternalErrorMiddleware:
                 raise  # too late for an error body; the server closes the connection
             failure = ProblemError(INTERNAL_ERROR, "The server could not complete the request.")
             await send_problem(scope, send, failure)
+
+
+class QueryTextMiddleware:
+    """Refuses a query string that is not UTF-8 text (``shopstack_common.urlencoded``) with
+    its 400 problem, before the framework decodes it its own way."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in SCOPE_TYPES:
+            try:
+                refuse_undecodable(scope.get("query_string", b""), "query")
+            except ProblemError as error:
+                await send_problem(scope, send, error)
+                return
+        await self.app(scope, receive, send)

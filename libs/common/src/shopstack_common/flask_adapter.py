@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import IO, Any, cast
 
-from flask import Blueprint, Flask, Response, json, request
-from werkzeug.exceptions import HTTPException
+from flask import Blueprint, Flask, Request, Response, json, request
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.utils import cached_property
+from werkzeug.wsgi import LimitedStream
 
 from shopstack_common.database_errors import (
     BURST_KEY,
@@ -29,6 +32,7 @@ from shopstack_common.problems import (
     problem_for_status,
     validation_error,
 )
+from shopstack_common.urlencoded import refuse_undecodable
 
 logger = logging.getLogger("shopstack.errors")
 
@@ -41,6 +45,51 @@ _LOCATIONS = {
     "headers": "header",
     "cookies": "cookie",
 }
+
+
+class _BodyAtMost(LimitedStream):
+    """A streamed body read up to ``max_content_length``. werkzeug's own stream stops at the
+    limit as if the body ended there, so a chunked body one byte too long reaches the parser
+    cut short (a 400 of broken JSON or form data, or worse, a shorter value accepted); this
+    one looks one byte past the limit and answers 413 when the body goes on."""
+
+    def readall(self) -> bytes:
+        data = super().readall()
+        if self.is_exhausted and self._stream.read(1):
+            raise RequestEntityTooLarge()
+        return data
+
+    def readinto(self, b: bytearray) -> int | None:  # type: ignore[override]
+        if self.is_exhausted and self._stream.read(1):
+            raise RequestEntityTooLarge()
+        return super().readinto(b)
+
+
+class BoundedRequest(Request):
+    """Flask's request, whose body over ``MAX_CONTENT_LENGTH`` is a 413 however it is sent:
+    with a ``Content-Length`` (werkzeug checks that up front) or chunked, without one; and
+    whose query string and form body must be UTF-8 text (``shopstack_common.urlencoded``:
+    werkzeug would keep the percent-escapes of other bytes as if they were the text).
+    Install it as the app's ``request_class``."""
+
+    @cached_property
+    def args(self) -> MultiDict[str, str]:
+        refuse_undecodable(self.query_string, "query")
+        return super().args
+
+    def _load_form_data(self) -> None:
+        if "form" not in self.__dict__ and self.mimetype == "application/x-www-form-urlencoded":
+            refuse_undecodable(self.get_data(cache=True), "form")
+        super()._load_form_data()
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        stream = super().stream
+        if isinstance(stream, LimitedStream) and self.content_length is None:
+            # Bounded by the maximum, not by a Content-Length (reading past one could wait on
+            # the next request of a kept-alive connection).
+            return cast(IO[bytes], _BodyAtMost(self.input_stream, stream.limit, is_max=True))
+        return stream
 
 
 def problem_response(error: ProblemError) -> Response:

@@ -37,6 +37,9 @@ class ServiceSettings(BaseSettings):
     log_level: str = shared("LOG_LEVEL", "INFO")
     # No default: a service that does not know where its cache lives must not start.
     redis_url: str = shared("REDIS_URL", description="Redis URL (redis://host:port/db).")
+    # After a Redis failure, Redis is left alone this long (shopstack_common.backoff) instead
+    # of every request paying its timeout while it is down or frozen.
+    redis_retry_after_seconds: float = shared("REDIS_RETRY_AFTER_SECONDS", 2.0, ge=0)
 
     # A short deadline: readiness answers fast or says the dependency is not there.
     readiness_timeout_seconds: PositiveFloat = shared("READINESS_TIMEOUT_SECONDS", 2.0)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shopstack_common.backoff import BackOff
 from shopstack_common.logs import BurstLogger
 from shopstack_common.metrics import DEPENDENCY_FALLBACKS
 from shopstack_gateway.config import RateLimitPolicy
@@ -99,7 +99,9 @@ class RateLimiterUnavailableError(Exception):
 class RateLimiter:
     """Checks one bucket per request. When Redis fails, requests pass (``fail_open``) or are
     refused; either way the failure is counted, logged once per burst, and Redis is left alone
-    for ``cooldown_seconds`` so a dead or black-holed Redis adds no latency to every request."""
+    for ``cooldown_seconds`` (``shopstack_common.backoff``; the platform's
+    REDIS_RETRY_AFTER_SECONDS) so a dead or black-holed Redis adds no latency to every
+    request."""
 
     def __init__(
         self,
@@ -110,13 +112,12 @@ class RateLimiter:
     ) -> None:
         self._script = redis.register_script(GCRA_SCRIPT)
         self.fail_open = fail_open
-        self.cooldown_seconds = cooldown_seconds
-        self._skip_until = 0.0
+        self._backoff = BackOff(cooldown_seconds)
         self._burst = BurstLogger(logger)
 
     async def check(self, policy: Policy, partition: str) -> Decision | None:
         """The decision, or None when Redis is unavailable and the limiter fails open."""
-        if self._skip_until and time.monotonic() < self._skip_until:
+        if self._backoff.skipping:
             self._unavailable(None)
             return None
         window_us = policy.window_seconds * 1_000_000
@@ -127,10 +128,10 @@ class RateLimiter:
                 keys=[f"{KEY_PREFIX}{policy.name}:{partition}"], args=[interval_us, window_us]
             )
         except (RedisError, OSError) as error:
-            self._skip_until = time.monotonic() + self.cooldown_seconds
+            self._backoff.failed()
             self._unavailable(error)
             return None
-        self._skip_until = 0.0
+        self._backoff.succeeded()
         self._burst.recovered("redis", "rate limiting (Redis) recovered")
         return Decision(
             policy=policy,

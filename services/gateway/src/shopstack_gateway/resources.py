@@ -117,7 +117,11 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
             cache_size=settings.verified_token_cache_size,
         ),
         limiter=(
-            RateLimiter(redis, fail_open=settings.rate_limit.fail_open)
+            RateLimiter(
+                redis,
+                fail_open=settings.rate_limit.fail_open,
+                cooldown_seconds=settings.redis_retry_after_seconds,
+            )
             if settings.rate_limit.enabled
             else None
         ),

@@ -27,9 +27,10 @@ from shopstack_gateway.resilience import CircuitBreaker, RetryBudget, backoff_se
 logger = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-# An upstream that answers these is not able to serve right now; they count against its breaker
-# and an idempotent request may be retried.
+# An upstream that answers these is not able to serve right now: an idempotent request may be
+# retried. They count against its breaker unless the service said so itself (``answered_itself``).
 UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+PROBLEM_CONTENT_TYPE = "application/problem+json"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -48,6 +49,17 @@ def origin_of(url: str) -> Origin | None:
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
         return None
     return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def answered_itself(status: int, content_type: str | None) -> bool:
+    """Whether an unavailable status is the service's own, well-formed answer: a 503
+    problem+json (a database it cannot reach, say). The service is up and answering, so it
+    is not a failure of the upstream for its breaker; refusing every route of it would only
+    refuse what it can still serve (see the README's "Circuit breaker"). A 502 or 504, or a
+    503 in any other shape, comes from something in front of it or a server that is not
+    the service: the upstream is not reachable."""
+    media_type = (content_type or "").partition(";")[0].strip().lower()
+    return status == 503 and media_type == PROBLEM_CONTENT_TYPE
 
 
 class UpstreamTimeoutError(Exception):
@@ -149,6 +161,7 @@ class Upstream:
                     raise  # not the upstream's fault: its breaker does not hear of it
                 failure: Exception | None = error
                 outcome = "timeout" if isinstance(error, TimeoutError) else "unreachable"
+                at_fault = True
                 if isinstance(error, aiohttp.SocketTimeoutError):
                     self._record(outcome, started, span, ok=False)
                     raise UpstreamTimeoutError(self.name) from error
@@ -161,7 +174,10 @@ class Upstream:
                     self._record("ok", started, span, ok=True)
                     return response
                 failure, outcome = None, "error_status"
-            self._record(outcome, started, span, ok=False)
+                at_fault = not answered_itself(
+                    response.status, response.headers.get("Content-Type")
+                )
+            self._record(outcome, started, span, ok=False, at_fault=at_fault)
             replayable = body is None or not body.started
             if not (idempotent and replayable and attempt < retry.attempts and self._spend()):
                 if failure is None:
@@ -199,7 +215,11 @@ class Upstream:
         propagate.inject(attempt_headers, context=trace.set_span_in_context(span))
         return span, attempt_headers
 
-    def _record(self, outcome: str, started: float, span: Span, *, ok: bool) -> None:
+    def _record(
+        self, outcome: str, started: float, span: Span, *, ok: bool, at_fault: bool | None = None
+    ) -> None:
+        """Time and trace the attempt; tell the breaker whether the upstream failed
+        (``at_fault``: by default, whenever the attempt did not succeed)."""
         if not ok:
             span.set_attribute("error.type", outcome)
             span.set_status(Status(StatusCode.ERROR, outcome))
@@ -208,10 +228,10 @@ class Upstream:
         metrics.UPSTREAM_REQUEST_DURATION.labels(self.name, outcome).observe(
             time.perf_counter() - started, exemplar=trace_exemplar(span)
         )
-        if ok:
-            self.breaker.record_success()
-        else:
+        if (not ok) if at_fault is None else at_fault:
             self.breaker.record_failure()
+        else:
+            self.breaker.record_success()
 
     def _spend(self) -> bool:
         if self.budget.try_spend():

@@ -16,7 +16,10 @@ slow rebuild delays readers by at most that long.
 
 Redis is an optimisation: any Redis error (down, slow, refusing) turns a read into a plain
 PostgreSQL read, counted in ``shopstack_dependency_fallbacks_total``, and after a failure
-reads skip Redis for ``retry_after_seconds`` rather than paying its timeout on every request.
+reads and invalidations skip Redis for ``retry_after_seconds`` (``shopstack_common.backoff``)
+rather than paying its timeout on every request. An invalidation that failed or was skipped
+is kept and sent with the next one, or before the next read, that reaches Redis: entries it
+would have made unreachable are not served once Redis is back.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from shopstack_common.backoff import BackOff
 from shopstack_common.logs import BurstLogger
 from shopstack_common.metrics import DEPENDENCY_FALLBACKS, CacheResult, observe_cache_lookup
 from shopstack_orders.metrics import (
@@ -113,10 +117,11 @@ class ProductCache:
         self._lock_ttl_ms = lock_ttl_ms
         self._wait = wait_ms / 1000
         self._poll = poll_ms / 1000
-        self._retry_after = retry_after_seconds
         self._burst_log = burst_log
         self._clock = clock
-        self._skip_redis_until = 0.0
+        self._backoff = BackOff(retry_after_seconds, clock=clock)
+        # Products whose invalidation has not reached Redis yet.
+        self._pending: set[uuid.UUID] = set()
         self._read = redis.register_script(_READ_SCRIPT)
         self._bump = redis.register_script(_BUMP_SCRIPT)
         self._release = redis.register_script(_RELEASE_SCRIPT)
@@ -138,10 +143,12 @@ class ProductCache:
         value_prefix: str,
         build: Callable[[], Awaitable[str]],
     ) -> str:
-        if self._clock() < self._skip_redis_until:
+        if self._backoff.skipping:
             observe_cache_lookup(kind, CacheResult.FALLBACK)
             return await self._uncached(kind, "redis_unavailable", build)
         try:
+            if self._pending:
+                await self._send_invalidations(())
             generation, value = await self._read(
                 keys=[generation_key],
                 args=[value_prefix, time.time_ns(), self._generation_ttl],
@@ -209,22 +216,33 @@ class ProductCache:
         """Make every cached entry showing these products unreachable. Call after the write
         committed. A Redis failure is logged and counted, and the write stands: entries the
         failure left behind live at most ``ttl_seconds``."""
-        keys = [item_generation_key(product_id) for product_id in sorted(set(product_ids))]
-        keys.append(LIST_GENERATION_KEY)
+        if self._backoff.skipping:
+            self._pending.update(product_ids)
+            return
         try:
-            await self._bump(keys=keys, args=[time.time_ns(), self._generation_ttl])
+            await self._send_invalidations(product_ids)
         except RedisError as error:
             self._redis_failed("products.invalidate", error)
+
+    async def _send_invalidations(self, product_ids: Iterable[uuid.UUID]) -> None:
+        """Bump the generations of ``product_ids`` and of every pending product, and the
+        list generation; what does not reach Redis stays pending."""
+        self._pending.update(product_ids)
+        sent = set(self._pending)
+        keys = [item_generation_key(product_id) for product_id in sorted(sent)]
+        keys.append(LIST_GENERATION_KEY)
+        await self._bump(keys=keys, args=[time.time_ns(), self._generation_ttl])
+        self._pending -= sent
 
     # -- Redis health -------------------------------------------------------------------
 
     def _redis_failed(self, operation: str, error: RedisError) -> None:
         DEPENDENCY_FALLBACKS.labels("redis", operation).inc()
-        self._skip_redis_until = self._clock() + self._retry_after
+        self._backoff.failed()
         self._burst_log.warning(
             "redis",
             "Redis failed (%s: %s); product reads use PostgreSQL for the next %.1fs",
             operation,
             error,
-            self._retry_after,
+            self._backoff.seconds,
         )

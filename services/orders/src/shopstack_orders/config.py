@@ -20,9 +20,6 @@ class OrdersSettings(DatabaseServiceSettings):
     db_statement_timeout_ms: int = 5000
 
     redis_timeout_seconds: float = 0.25
-    # After a Redis failure, reads skip Redis for this long instead of paying its timeout on
-    # every request while it is down or slow.
-    redis_retry_after_seconds: float = Field(default=2.0, ge=0)
     product_cache_ttl_seconds: int = Field(default=300, ge=1)
     # Stampede protection: one request per key rebuilds the entry under a Redis lock that
     # expires by itself (a crashed holder cannot block the key); the others poll for its result.

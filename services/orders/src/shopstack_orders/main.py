@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-from shopstack_common.asgi import RequestContextMiddleware
+from shopstack_common.asgi import QueryTextMiddleware, RequestContextMiddleware
 from shopstack_common.fastapi_adapter import (
     install_problem_handlers,
     install_problem_openapi,
@@ -54,6 +54,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     )
     app.include_router(catalog_router)
     app.include_router(orders_router)
+    app.add_middleware(QueryTextMiddleware)
     app.add_middleware(RequestContextMiddleware)
     # One SERVER span per request, without a span per ASGI message (as in the gateway).
     app.add_middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])

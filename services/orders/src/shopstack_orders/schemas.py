@@ -7,9 +7,12 @@ the published schema calls wrong. Two JSON forms differ from the Python ones, an
 out: an integer is any JSON number without a fraction (JSON Schema counts ``5.0`` as one),
 and an id arrives as a string (``JsonUuid``).
 
-Text, in a body or a query, is what PostgreSQL can store: no NUL character (``Text``). An
+A boolean in a query is ``true`` or ``false`` (``QueryFlag``). Text, in a body or a query, is
+what PostgreSQL can store: no NUL character (``Text``). An
 instant in a query is an RFC 3339 date-time with its offset (``Instant``), never a number of
-seconds, which pydantic would otherwise read as one.
+seconds, which pydantic would otherwise read as one, and one that stays within years 1 to
+9999 once read in UTC: ``9999-12-31T23:59:59-14:00`` is year 10000 there, which no Python
+datetime (nor the driver) can hold.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import re
 import types
 import typing
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -79,4 +84,23 @@ def _rfc3339(value: Any) -> Any:
     return value
 
 
-Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+def _representable_in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "Input should be an instant between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+        ) from None
+
+
+def _true_or_false(value: Any) -> Any:
+    if isinstance(value, str) and value not in {"true", "false"}:
+        raise ValueError("Input should be true or false")
+    return value
+
+
+# A boolean in a query: "true" or "false", as the document's JSON Schema says, not the
+# "1", "yes" or "on" pydantic would otherwise read as one.
+QueryFlag = Annotated[bool, BeforeValidator(_true_or_false)]
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_representable_in_utc)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import idna
 from marshmallow import fields
 
 # Matches what ``Text`` refuses. JSON Schema's `pattern` is the same rule, the other way round.
@@ -48,8 +49,24 @@ class Text(fields.String):
         return text
 
 
+def normalise_email(email: str) -> str:
+    """The one form an address is stored and looked up in: trimmed, lower-cased, its domain
+    in Unicode (IDNA 2008 with UTS 46 mapping), so ``bücher.example``,
+    ``xn--bcher-kva.example`` and ``BÜCHER.example`` are one domain and one account. Unicode
+    rather than the A-label, because that is what the person typed and reads. A domain that
+    is no valid IDN stays as it is, lower-cased; the Email field judges it."""
+    local, at, domain = email.strip().rpartition("@")
+    if not at:
+        return email.strip().lower()
+    try:
+        domain = idna.decode(domain, uts46=True)
+    except (idna.IDNAError, UnicodeError):
+        domain = domain.lower()
+    return f"{local.lower()}@{domain}"
+
+
 class NormalisedEmail(fields.Email):
-    """An email, trimmed and lower-cased before it is validated and stored."""
+    """An email in its one stored form (``normalise_email``) before it is validated."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -59,7 +76,7 @@ class NormalisedEmail(fields.Email):
         if isinstance(value, str):
             if not is_storable(value):
                 raise self.make_error("unstorable")
-            value = value.strip().lower()
+            value = normalise_email(value)
         result: str = super()._deserialize(value, attr, data, **kwargs)
         return result
 

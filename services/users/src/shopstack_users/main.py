@@ -8,7 +8,11 @@ from flask import Flask, request
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shopstack_common.flask_adapter import install_problem_handlers, ops_blueprint
+from shopstack_common.flask_adapter import (
+    BoundedRequest,
+    install_problem_handlers,
+    ops_blueprint,
+)
 from shopstack_common.logs import configure_logging
 from shopstack_common.telemetry import configure_tracing
 from shopstack_common.wsgi import ROUTE_ENVIRON_KEY, RequestContextMiddleware
@@ -34,6 +38,7 @@ def create_app(settings: UsersSettings | None = None) -> Flask:
     )
 
     app = Flask(__name__)
+    app.request_class = BoundedRequest
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_content_length,
         API_TITLE="shopstack users",

@@ -13,9 +13,12 @@ from typing import Any
 import httpx
 import redis
 from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from shopstack_common.backoff import BackOff
 from shopstack_common.database import InstrumentedQueuePool, trace_statements
 from shopstack_common.database_errors import BURST_KEY
 from shopstack_common.health import SyncCheck
@@ -82,9 +85,14 @@ class Resources:
             socket_connect_timeout=settings.redis_timeout_seconds,
             health_check_interval=30,
             decode_responses=True,
+            # The back-off decides when to try again; the client's own retries would multiply
+            # the timeout a hung Redis costs the request that meets it.
+            retry=Retry(NoBackoff(), 0),
         )
         best_effort = BestEffortRedis(
-            client, BurstLogger(logger, quiet_seconds=settings.fallback_log_quiet_seconds)
+            client,
+            BurstLogger(logger, quiet_seconds=settings.fallback_log_quiet_seconds),
+            BackOff(settings.redis_retry_after_seconds),
         )
         sessions = sessionmaker(engine, expire_on_commit=False)
         login_throttle = LoginThrottle(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -63,32 +64,33 @@ class LoginThrottle:
 
     def _retry_after(self, key: str) -> int | None:
         """Seconds until this pair may try again, or ``None`` when it may try now."""
-        try:
-            pipeline = self.redis.client.pipeline(transaction=False)
+
+        def read(client: redis.Redis) -> list[Any]:
+            pipeline = client.pipeline(transaction=False)
             pipeline.get(key)
             pipeline.ttl(key)
-            count, ttl = pipeline.execute()
-        except redis.RedisError as error:
-            self.redis.failed("users.throttle_check", error)
+            return pipeline.execute()
+
+        answer = self.redis.run("users.throttle_check", read)
+        if answer is None:
             return None
+        count, ttl = answer
         if count is None or int(count) < self.max_failures:
             return None
         return max(int(ttl), 1)
 
     def _count(self, key: str) -> None:
         """Count a failure. The window starts at the first failure and is not extended."""
-        try:
+
+        def count(client: redis.Redis) -> list[Any]:
             # SET NX EX creates the counter with its TTL; INCR keeps the TTL. In one MULTI,
             # so the key never exists without an expiry (EXPIRE NX needs Redis 7).
-            pipeline = self.redis.client.pipeline(transaction=True)
+            pipeline = client.pipeline(transaction=True)
             pipeline.set(key, 0, ex=self.window_seconds, nx=True)
             pipeline.incr(key)
-            pipeline.execute()
-        except redis.RedisError as error:
-            self.redis.failed("users.throttle_count", error)
+            return pipeline.execute()
+
+        self.redis.run("users.throttle_count", count)
 
     def _reset(self, key: str) -> None:
-        try:
-            self.redis.client.delete(key)
-        except redis.RedisError as error:
-            self.redis.failed("users.throttle_reset", error)
+        self.redis.run("users.throttle_reset", lambda client: client.delete(key))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -77,6 +79,27 @@ def test_duplicate_email_is_409_case_insensitively(client: FlaskClient) -> None:
     assert duplicate.json is not None
     assert duplicate.json["type"] == "/problems/email-taken"
     assert duplicate.json["errors"][0]["field"] == "email"
+
+
+# One domain, spelled as Unicode, as its IDNA A-label (punycode) and in capitals.
+IDN_SPELLINGS = ["ada@bücher.example", "ada@xn--bcher-kva.example", "Ada@BÜCHER.example"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(a, b) for a in IDN_SPELLINGS for b in IDN_SPELLINGS if a != b],
+)
+def test_one_domain_however_spelled_is_one_account(
+    client: FlaskClient, api: UsersApi, first: str, second: str
+) -> None:
+    created = register(client, email=first)
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert api.body(created)["email"] == "ada@bücher.example"  # the one stored form
+    duplicate = register(client, email=second)
+    assert duplicate.status_code == 409, duplicate.get_data(as_text=True)
+    assert api.body(duplicate)["type"] == "/problems/email-taken"
+    # Either spelling signs in to the one account.
+    assert api.token(email=second).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -257,6 +280,39 @@ def test_a_body_over_the_limit_is_a_413_problem(client: FlaskClient) -> None:
     assert response.json["type"] == "/problems/body-too-large"
 
 
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        (
+            "/api/v1/auth/register",
+            "application/json",
+            json.dumps({**VALID, "full_name": "x" * 70_000}).encode(),
+        ),
+        (
+            "/api/v1/auth/token",
+            "application/x-www-form-urlencoded",
+            b"grant_type=password&username=ada%40example.com&password=" + b"x" * 70_000,
+        ),
+    ],
+)
+def test_a_chunked_body_over_the_limit_is_a_413_problem(
+    client: FlaskClient, path: str, content_type: str, body: bytes
+) -> None:
+    # No Content-Length: the limit can only be noticed while reading, as a server that
+    # terminates chunked bodies (gunicorn sets wsgi.input_terminated) hands them on.
+    response = client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.json is not None
+    assert response.json["type"] == "/problems/body-too-large"
+
+
 def test_a_body_that_is_not_json_is_a_400_problem(client: FlaskClient) -> None:
     response = client.post(
         "/api/v1/auth/register", data="{not json", content_type="application/json"
@@ -285,3 +341,28 @@ def test_a_body_nested_thousands_deep_is_a_400_problem(
     assert response.status_code == 400
     assert api.body(response)["type"] == "/problems/malformed-request"
     assert "nested" in api.body(response)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        # werkzeug alone would search for the text "a%ED%A0%80b".
+        ("GET", "/api/v1/users?email_prefix=a%ED%A0%80b", None, "email_prefix"),
+        ("POST", "/api/v1/auth/token", "grant_type=password&username=%FF&password=x", "username"),
+    ],
+)
+def test_a_query_or_form_that_is_not_utf8_text_is_a_400_naming_the_field(
+    *, client: FlaskClient, api: UsersApi, method: str, path: str, body: str | None, field: str
+) -> None:
+    admin = api.admin()
+    response = client.open(
+        path,
+        method=method,
+        data=body,
+        content_type="application/x-www-form-urlencoded" if body else None,
+        headers=api.as_user(admin["id"], "admin"),
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert api.body(response)["type"] == "/problems/malformed-request"
+    assert [e["field"] for e in api.body(response)["errors"]] == [field]

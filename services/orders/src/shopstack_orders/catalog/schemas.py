@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from shopstack_orders.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
-from shopstack_orders.schemas import RequestBody, Text
+from shopstack_orders.schemas import QueryFlag, RequestBody, Text
 
 MAX_STOCK = 1_000_000_000
 MAX_PRICE = 100_000_000
@@ -84,7 +84,9 @@ class ProductListParams(BaseModel):
         max_length=100,
         description="Case-insensitive text to find in the SKU, name or description.",
     )
-    active: bool | None = Field(default=None, description="Only active (or inactive) products.")
+    active: QueryFlag | None = Field(
+        default=None, description="Only active (or inactive) products."
+    )
     sort: ProductSort = Field(
         default=ProductSort.NAME,
         description="name, -name, price or -price; ties are broken by id, so pages are stable.",

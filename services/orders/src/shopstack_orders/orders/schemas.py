@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shopstack_orders.orders.lifecycle import OrderStatus
 from shopstack_orders.pagination import DEFAULT_LIMIT, MAX_LIMIT, Cursor
-from shopstack_orders.schemas import Instant, JsonUuid, RequestBody, Text
+from shopstack_orders.schemas import Instant, JsonUuid, QueryFlag, RequestBody, Text
 
 # Part of the API contract (published as maxItems / maximum in the OpenAPI document), so
 # constants rather than settings: a client can rely on them.
@@ -103,7 +103,7 @@ class OrderListParams(BaseModel):
             "orders instead of the caller's own."
         ),
     )
-    all_users: bool = Field(
+    all_users: QueryFlag = Field(
         default=False,
         description=(
             "Administrators and service clients with the orders:read scope: every user's "

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import redis
 from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +33,7 @@ from shopstack_common.problems import (
 from shopstack_users.accounts.models import ADMIN, CUSTOMER, User
 from shopstack_users.audit import service as audit
 from shopstack_users.best_effort_redis import BestEffortRedis
+from shopstack_users.fields import normalise_email
 from shopstack_users.metrics import PASSWORD_REHASHES
 from shopstack_users.passwords import Passwords, policy_violation
 from shopstack_users.throttle import LoginThrottle
@@ -45,10 +45,6 @@ USER_CACHE = "user"
 EMAIL_CONSTRAINT = "uq_users_email"
 
 Sessions = sessionmaker[Session]
-
-
-def normalise_email(email: str) -> str:
-    return email.strip().lower()
 
 
 def no_such_user() -> ProblemError:
@@ -136,13 +132,12 @@ def get_user_view(
 ) -> UserView:
     """Cache-aside read. Redis errors count as a miss: the read goes on to PostgreSQL."""
     key = f"{CACHE_PREFIX}{user_id}"
-    try:
-        cached = redis_cache.client.get(key)
-    except redis.RedisError as error:
-        redis_cache.failed("users.cache_get", error)
+    # In a tuple, so a missing key (None) differs from Redis not answering.
+    answer = redis_cache.run("users.cache_get", lambda client: (client.get(key),))
+    if answer is None:
         observe_cache_lookup(USER_CACHE, CacheResult.FALLBACK)
     else:
-        found = _cached_view(cached)
+        found = _cached_view(answer[0])
         observe_cache_lookup(USER_CACHE, CacheResult.MISS if found is None else CacheResult.HIT)
         if found is not None:
             return found
@@ -151,10 +146,9 @@ def get_user_view(
         if user is None:
             raise no_such_user()
         view = UserView.of(user)
-    try:
-        redis_cache.client.set(key, view.to_json(), ex=ttl_seconds)
-    except redis.RedisError as error:
-        redis_cache.failed("users.cache_set", error)
+    redis_cache.run(
+        "users.cache_set", lambda client: client.set(key, view.to_json(), ex=ttl_seconds)
+    )
     return view
 
 
@@ -171,10 +165,9 @@ def invalidate(*, redis_cache: BestEffortRedis, user_id: uuid.UUID) -> None:
     """Drop the cached copy after a write. Called after the commit, so a reader cannot
     re-cache the old row from a transaction that had not committed yet. When Redis does not
     answer, the entry expires by its TTL."""
-    try:
-        redis_cache.client.delete(f"{CACHE_PREFIX}{user_id}")
-    except redis.RedisError as error:
-        redis_cache.failed("users.cache_invalidate", error)
+    redis_cache.run(
+        "users.cache_invalidate", lambda client: client.delete(f"{CACHE_PREFIX}{user_id}")
+    )
 
 
 # -- accounts --------------------------------------------------------------------------------
