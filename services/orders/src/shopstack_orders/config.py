@@ -40,5 +40,21 @@ class OrdersSettings(DatabaseServiceSettings):
     idempotency_purge_interval_seconds: float = Field(default=3600.0, ge=0)
     idempotency_purge_batch_size: int = Field(default=1000, ge=1)
 
+    # -- events: the outbox and its relay (`shopstack-orders relay`) -------------------------
+    events_stream: str = "orders:events"
+    # XADD ... MAXLEN ~ n: the stream keeps about this many events, the window a consumer
+    # can resume from.
+    events_stream_maxlen: int = Field(default=100_000, ge=1000)
+    relay_batch_size: int = Field(default=200, ge=1, le=10_000)
+    # How often an idle relay looks for new rows; bounds the delivery latency.
+    relay_poll_interval_seconds: float = Field(default=0.05, gt=0)
+    # After a failure (Redis or PostgreSQL down, the lease taken by another relay), the
+    # relay waits this long before trying again.
+    relay_retry_seconds: float = Field(default=1.0, gt=0)
+    # Published rows are deleted after this long (the stream holds the events by then).
+    outbox_retention_hours: float = Field(default=24.0, ge=0)
+    outbox_purge_interval_seconds: float = Field(default=300.0, gt=0)
+    outbox_purge_batch_size: int = Field(default=1000, ge=1)
+
     # Repeated warnings about the same failing dependency are logged once per burst.
     log_burst_quiet_seconds: float = Field(default=30.0, ge=0)
