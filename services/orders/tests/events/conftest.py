@@ -117,7 +117,6 @@ def start_relay(database_url: str, tmp_path: Path) -> Iterator[RelayStarter]:
 
     def start(*, redis_url: str, **env: str) -> RelayProcess:
         port = free_port()
-        log = (tmp_path / f"relay-{len(started)}.log").open("wb")
         environment = {
             **os.environ,
             "ENVIRONMENT": "test",
@@ -128,12 +127,14 @@ def start_relay(database_url: str, tmp_path: Path) -> Iterator[RelayStarter]:
             "LOG_LEVEL": "INFO",
         } | env
         environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        process = subprocess.Popen(  # noqa: S603 - our own command
-            [sys.executable, "-m", "shopstack_orders", "relay"],
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        # The child keeps its own descriptor of the log; ours is closed at once.
+        with (tmp_path / f"relay-{len(started)}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "shopstack_orders", "relay"],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         relay = RelayProcess(process, port)
         started.append(relay)
         return relay
@@ -157,10 +158,12 @@ class OwnRedis:
         return self.server.url
 
     def start(self) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 - the wheel's own binary
+        self.process = subprocess.Popen(
             self.server.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        self.server.wait_ready(alive=lambda: self.process is not None and self.process.poll() is None)
+        self.server.wait_ready(
+            alive=lambda: self.process is not None and self.process.poll() is None
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -175,3 +178,18 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     server.start()
     yield server
     server.stop()
+
+
+@dataclass(frozen=True)
+class Relays:
+    """What a relay test works with: the outbox's database, a Redis it may stop, and a way
+    to start relays on them."""
+
+    database_url: str
+    redis: OwnRedis
+    start: RelayStarter
+
+
+@pytest.fixture
+def relays(database_url: str, own_redis: OwnRedis, start_relay: RelayStarter) -> Relays:
+    return Relays(database_url, own_redis, start_relay)

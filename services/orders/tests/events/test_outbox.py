@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..conftest import ADMIN, ALICE
 from .conftest import outbox_rows
 
 if TYPE_CHECKING:
@@ -21,10 +22,9 @@ async def test_an_order_life_writes_one_event_per_change_in_order(
     client: httpx.AsyncClient,
     make_product: ProductFactory,
     place: OrderPlacer,
-    alice: dict[str, str],
-    admin: dict[str, str],
     database_url: str,
 ) -> None:
+    alice, admin = ALICE.to_headers(), ADMIN.to_headers()
     tea = await make_product(stock=5)
     placed = await place(alice, (tea, 2))
     assert placed.status_code == 201, placed.text
@@ -68,10 +68,9 @@ async def test_cancelling_and_restocking_write_their_events(
     client: httpx.AsyncClient,
     make_product: ProductFactory,
     place: OrderPlacer,
-    alice: dict[str, str],
-    admin: dict[str, str],
     database_url: str,
 ) -> None:
+    alice, admin = ALICE.to_headers(), ADMIN.to_headers()
     tea = await make_product(stock=5)
     order = (await place(alice, (tea, 2))).json()
     cancelled = await client.post(f"/api/v1/orders/{order['id']}/cancel", headers=alice)
@@ -98,10 +97,9 @@ async def test_a_refused_change_writes_no_event(
     client: httpx.AsyncClient,
     make_product: ProductFactory,
     place: OrderPlacer,
-    alice: dict[str, str],
-    admin: dict[str, str],
     database_url: str,
 ) -> None:
+    alice, admin = ALICE.to_headers(), ADMIN.to_headers()
     tea, coffee = await make_product(stock=5), await make_product(stock=1)
     order = (await place(alice, (tea, 1))).json()
     before = outbox_rows(database_url)

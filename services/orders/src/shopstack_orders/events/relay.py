@@ -192,7 +192,9 @@ class Relay:
                     .limit(self.settings.outbox_purge_batch_size)
                     .with_for_update(skip_locked=True)
                 )
-                result = await connection.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(doomed)))
+                result = await connection.execute(
+                    delete(OutboxEvent).where(OutboxEvent.id.in_(doomed))
+                )
             count = result.rowcount or 0
             purged += count
             OUTBOX_PURGED.inc(count)
