@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 
 from shopstack_common.metrics import CACHE_LOOKUPS, DEPENDENCY_FALLBACKS, CacheResult, initialise
+from shopstack_orders.events.outbox import EventType
 from shopstack_orders.orders.lifecycle import NEXT_STATUSES
 
 ORDERS_PLACED = Counter(
@@ -93,6 +94,7 @@ OUTBOX_PURGED = Counter(
 # currencies are the catalog's, known only once an order is placed).
 CACHE_KINDS = ("product", "product_list")
 initialise(RELAY_ERRORS, ("redis", "postgres"))
+initialise(EVENTS_PUBLISHED, [event_type.value for event_type in EventType])
 initialise(IDEMPOTENT_REPLAYS, ("place_order", "cancel_order", "transition_order"))
 initialise(IDEMPOTENCY_CONFLICTS, ("in_flight", "payload_mismatch"))
 for _current, _targets in NEXT_STATUSES.items():

@@ -86,7 +86,10 @@ class Relay:
                         try:
                             await self._lead(connection, stop)
                         finally:
+                            # A standby measures nothing: only the leader's figures count.
                             RELAY_LEADER.set(0)
+                            OUTBOX_LAG.set(0)
+                            OUTBOX_PENDING.set(0)
                             with contextlib.suppress(*_POSTGRES_ERRORS):
                                 await self._drop_lease(connection)
                         continue
