@@ -177,6 +177,15 @@ class GatewaySettings(ServiceSettings):
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
     # The BFF's calls to users and orders, each.
     overview_timeout_seconds: PositiveFloat = 3.0
+    # WebSockets: a ticket opens one within this long (events/tickets.py) ...
+    websocket_ticket_ttl_seconds: PositiveFloat = 30.0
+    # ... and the proxied connection pings both ends this often, closing one that does not
+    # answer within the timeout (NGINX's read timeout must be longer than the interval).
+    websocket_ping_interval_seconds: PositiveFloat = 20.0
+    websocket_ping_timeout_seconds: PositiveFloat = 20.0
+    # Messages from the upstream held for a client that reads slowly; past it the client is
+    # disconnected (close 4001), never buffered without bound.
+    websocket_max_queue: PositiveInt = 64
 
     @model_validator(mode="before")
     @classmethod

@@ -56,5 +56,18 @@ class OrdersSettings(DatabaseServiceSettings):
     outbox_purge_interval_seconds: float = Field(default=300.0, gt=0)
     outbox_purge_batch_size: int = Field(default=1000, ge=1)
 
+    # -- live events: the WebSocket /api/v1/orders/events (events/live.py) ------------------
+    # Messages held for a client that reads slowly; when full, it is closed with 4001.
+    events_ws_queue_size: int = Field(default=256, ge=1, le=100_000)
+    # How long one XREAD waits for new entries before it asks again.
+    events_ws_block_ms: int = Field(default=5000, ge=1, le=60_000)
+    # A connection that delivered nothing for this long is closed with 4008.
+    events_ws_idle_timeout_seconds: float = Field(default=3600.0, gt=0)
+    events_ws_max_connections_per_user: int = Field(default=5, ge=1)
+    # A connection's claim on its slot lapses this long after its process stops renewing it.
+    events_ws_connection_lease_seconds: float = Field(default=60.0, ge=1)
+    # On SIGTERM, connections get this long to send their 1001 before the server stops.
+    events_ws_shutdown_grace_seconds: float = Field(default=2.0, ge=0)
+
     # Repeated warnings about the same failing dependency are logged once per burst.
     log_burst_quiet_seconds: float = Field(default=30.0, ge=0)
