@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -29,6 +30,10 @@ class GoingAway:
         self._hand_on: asyncio.Task[None] | None = None
 
     def install(self) -> None:
+        # Signal handlers belong to the main thread; an app started elsewhere (a test's
+        # worker thread) has no server of its own to stop.
+        if threading.current_thread() is not threading.main_thread():
+            return
         previous = signal.getsignal(signal.SIGTERM)
         if not callable(previous):
             return

@@ -186,6 +186,8 @@ class GatewaySettings(ServiceSettings):
     # Messages from the upstream held for a client that reads slowly; past it the client is
     # disconnected (close 4001), never buffered without bound.
     websocket_max_queue: PositiveInt = 64
+    # On SIGTERM, WebSockets get this long to close with 1001 before the server stops.
+    websocket_shutdown_grace_seconds: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="before")
     @classmethod
