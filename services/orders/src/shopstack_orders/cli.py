@@ -46,6 +46,8 @@ async def run_relay(settings: OrdersSettings) -> None:
     """Publish the outbox to the stream until SIGTERM or SIGINT; the batch in hand is
     finished (or rolled back) and the lease given up before the process ends."""
     from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     from shopstack_orders import db
     from shopstack_orders.events.relay import Relay
@@ -55,10 +57,14 @@ async def run_relay(settings: OrdersSettings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     engine = db.create_engine(settings)
+    # Not the request path's short timeout: an XADD batch that times out after Redis applied
+    # it is published again, so the relay waits longer, and retries only in its own loop
+    # (a client-side retry of the MULTI would add the batch twice).
     redis = Redis.from_url(
         settings.redis_url,
-        socket_timeout=settings.redis_timeout_seconds,
-        socket_connect_timeout=settings.redis_timeout_seconds,
+        socket_timeout=settings.relay_redis_timeout_seconds,
+        socket_connect_timeout=settings.relay_redis_timeout_seconds,
+        retry=Retry(NoBackoff(), 0),
         decode_responses=True,
     )
     try:

@@ -51,6 +51,7 @@ class OrdersSettings(DatabaseServiceSettings):
     # After a failure (Redis or PostgreSQL down, the lease taken by another relay), the
     # relay waits this long before trying again.
     relay_retry_seconds: float = Field(default=1.0, gt=0)
+    relay_redis_timeout_seconds: float = Field(default=5.0, gt=0)
     # Published rows are deleted after this long (the stream holds the events by then).
     outbox_retention_hours: float = Field(default=24.0, ge=0)
     outbox_purge_interval_seconds: float = Field(default=300.0, gt=0)

@@ -85,6 +85,17 @@ RELAY_LEADER = Gauge(
     "1 while this relay holds the publishing lease, 0 while it stands by.",
     multiprocess_mode="max",
 )
+EVENT_CONNECTIONS = Gauge(
+    "shopstack_orders_event_connections",
+    "Order event WebSockets open right now.",
+    multiprocess_mode="livesum",
+)
+EVENT_CONNECTIONS_CLOSED = Counter(
+    "shopstack_orders_event_connections_closed",
+    "Order event WebSockets that ended, by reason (client, slow_consumer, idle, going_away, "
+    "stream_unavailable).",
+    ["reason"],
+)
 OUTBOX_PURGED = Counter(
     "shopstack_orders_outbox_purged_events",
     "Published outbox events deleted after their retention.",
@@ -94,6 +105,10 @@ OUTBOX_PURGED = Counter(
 # currencies are the catalog's, known only once an order is placed).
 CACHE_KINDS = ("product", "product_list")
 initialise(RELAY_ERRORS, ("redis", "postgres"))
+initialise(
+    EVENT_CONNECTIONS_CLOSED,
+    ("client", "slow_consumer", "idle", "going_away", "stream_unavailable"),
+)
 initialise(EVENTS_PUBLISHED, [event_type.value for event_type in EventType])
 initialise(IDEMPOTENT_REPLAYS, ("place_order", "cancel_order", "transition_order"))
 initialise(IDEMPOTENCY_CONFLICTS, ("in_flight", "payload_mismatch"))

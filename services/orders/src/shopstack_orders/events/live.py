@@ -74,11 +74,13 @@ def message(stream_id: str, fields: dict[str, str]) -> str:
     )
 
 
-class Closed(Exception):  # noqa: N818 - how the connection ended, not a fault
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
+@dataclass(frozen=True)
+class Closed:
+    """How a connection ended: the close code sent, its reason, and the metric's label."""
+
+    code: int
+    reason: str
+    label: str
 
 
 async def stream_events(
@@ -106,7 +108,11 @@ async def stream_events(
             try:
                 batches: Any = await redis.xread({stream: position}, count=100, block=block_ms)
             except RedisError:
-                return Closed(CLOSE_STREAM_UNAVAILABLE, "the event stream does not answer")
+                return Closed(
+                    CLOSE_STREAM_UNAVAILABLE,
+                    "the event stream does not answer",
+                    "stream_unavailable",
+                )
             for _name, entries in batches or []:
                 for stream_id, fields in entries:
                     position = stream_id
@@ -118,7 +124,11 @@ async def stream_events(
                     try:
                         queue.put_nowait(message(stream_id, fields))
                     except asyncio.QueueFull:
-                        return Closed(CLOSE_SLOW_CONSUMER, "client too slow; resume from last id")
+                        return Closed(
+                            CLOSE_SLOW_CONSUMER,
+                            "client too slow; resume from last id",
+                            "slow_consumer",
+                        )
 
     async def write() -> Closed:
         while True:
@@ -131,15 +141,15 @@ async def stream_events(
             try:
                 await asyncio.wait_for(delivered.wait(), idle_timeout_seconds)
             except TimeoutError:
-                return Closed(CLOSE_IDLE, "idle")
+                return Closed(CLOSE_IDLE, "idle", "idle")
 
     async def away() -> Closed:
         await going_away.wait()
-        return Closed(CLOSE_GOING_AWAY, "server shutting down; reconnect")
+        return Closed(CLOSE_GOING_AWAY, "server shutting down; reconnect", "going_away")
 
     async def gone() -> Closed:
         await disconnected()
-        return Closed(CLOSE_CLIENT_LEFT, "")
+        return Closed(CLOSE_CLIENT_LEFT, "", "client")
 
     tasks = [asyncio.create_task(part()) for part in (read, write, idle, away, gone)]
     try:

@@ -27,6 +27,7 @@ from shopstack_common.problems import (
 )
 from shopstack_orders.deps import resources_of
 from shopstack_orders.events.live import CLOSE_CLIENT_LEFT, Watch, stream_events
+from shopstack_orders.metrics import EVENT_CONNECTIONS, EVENT_CONNECTIONS_CLOSED
 from shopstack_orders.orders import service as orders
 
 router = APIRouter()
@@ -83,6 +84,7 @@ async def order_events(
     try:
         await websocket.accept()
         counted.enter_context(resources.going_away.connection())
+        counted.enter_context(EVENT_CONNECTIONS.track_inprogress())
 
         async def disconnected() -> None:
             while (await websocket.receive())["type"] != "websocket.disconnect":
@@ -100,11 +102,12 @@ async def order_events(
             disconnected=disconnected,
             going_away=resources.going_away.event,
         )
+        EVENT_CONNECTIONS_CLOSED.labels(closed.label).inc()
         if closed.code != CLOSE_CLIENT_LEFT:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
                 await websocket.close(closed.code, closed.reason)
     except (WebSocketDisconnect, OSError):
-        pass
+        EVENT_CONNECTIONS_CLOSED.labels("client").inc()
     finally:
         keeper.cancel()
         await slots.release(viewer, connection)
