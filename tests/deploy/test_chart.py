@@ -531,7 +531,10 @@ def test_service_monitors_scrape_the_metrics_port_when_asked(render: Render) -> 
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == "9090"
     monitors = of_kind(render("production"), "ServiceMonitor")
-    assert {m["metadata"]["name"] for m in monitors} == {name(c) for c in SERVICES}
+    # The outbox relay serves only /metrics, and is scraped like the services.
+    assert {m["metadata"]["name"] for m in monitors} == {
+        name(c) for c in [*SERVICES, "orders-relay"]
+    }
     for monitor in monitors:
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
