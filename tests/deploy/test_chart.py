@@ -91,6 +91,11 @@ def test_rendered_manifests_match_the_kubernetes_schemas(
         ),
         ("dev", {"gateway.pdb.minAvailable": "1"}, "set minAvailable or maxUnavailable"),
         ("dev", {"orders.autoscaling.maxReplicas": "1"}, "maxReplicas must be at least"),
+        (
+            "dev",
+            {"ingress.readTimeoutSeconds": "15"},
+            "must be longer than the WebSocket heartbeat",
+        ),
     ],
 )
 def test_conflicting_values_fail_with_the_setting_to_fix(

@@ -24,8 +24,23 @@ router = APIRouter(tags=["orders"])
     description=(
         "Trades the bearer token for a ticket that opens one WebSocket at "
         f"`{EVENTS_PATH}?ticket=...` within `expires_in` seconds (browsers cannot send "
-        "`Authorization` on a WebSocket). The ticket carries the caller's identity; it works "
-        "once."
+        "`Authorization` on a WebSocket; a bearer token in the upgrade works too). The ticket "
+        "carries the caller's identity and works once.\n\n"
+        "**The WebSocket** streams the caller's order events (an administrator's: every "
+        "event, stock included). Query: `order_id` (only that order; 404 if the caller may "
+        "not read it), `last_event_id` (resume after that `stream_id`: every later event, no "
+        "gap). Each message is a JSON text frame: `stream_id`, `id` (drop duplicates by it: "
+        "delivery is at least once), `type` (`order.placed`, `order.paid`, `order.shipped`, "
+        "`order.delivered`, `order.cancelled`, `stock.changed`), `subject`, `subject_id`, "
+        "`version`, `occurred_at`, `payload`. The client sends nothing; pings come every "
+        "20 s.\n\n"
+        "Refused upgrades are problem+json: 401 `invalid-ticket` or "
+        "`authentication-required`, 404 `not-found`, 429 `too-many-connections` or "
+        "`quota-exceeded`, 503 `events-unavailable`. Close codes: 1000 the client closed, "
+        "1001 the server is going away (reconnect with `last_event_id`), 1011 a heartbeat "
+        "went unanswered or an upstream failed, 4001 the client read too slowly (reconnect "
+        "with `last_event_id`), 4003 the event stream stopped answering, 4008 idle (nothing "
+        "for `EVENTS_WS_IDLE_TIMEOUT_SECONDS`)."
     ),
     responses={503: {"description": "Redis does not answer: no ticket can be issued now."}},
 )
