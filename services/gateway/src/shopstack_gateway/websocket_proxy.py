@@ -91,7 +91,10 @@ class WebSocketProxy:
             server = await connect(
                 upstream_url(target, scope),
                 additional_headers=headers,
-                open_timeout=target.settings.connect_timeout_seconds,
+                # The upstream's handshake is a request of its own (it checks the order,
+                # claims a connection slot): it gets a request's time, not a connect's.
+                open_timeout=target.settings.connect_timeout_seconds
+                + target.settings.read_timeout_seconds,
                 ping_interval=self.settings.websocket_ping_interval_seconds,
                 ping_timeout=self.settings.websocket_ping_timeout_seconds,
                 max_queue=self.settings.websocket_max_queue,

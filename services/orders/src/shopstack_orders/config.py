@@ -65,6 +65,9 @@ class OrdersSettings(DatabaseServiceSettings):
     # A connection that delivered nothing for this long is closed with 4008.
     events_ws_idle_timeout_seconds: float = Field(default=3600.0, gt=0)
     events_ws_max_connections_per_user: int = Field(default=5, ge=1)
+    # Each open WebSocket holds one Redis connection (its blocking XREAD); past this many in
+    # one process, new ones are refused 503 events-unavailable.
+    events_ws_max_connections_per_process: int = Field(default=10_000, ge=1)
     # A connection's claim on its slot lapses this long after its process stops renewing it.
     events_ws_connection_lease_seconds: float = Field(default=60.0, ge=1)
     # On SIGTERM, connections get this long to send their 1001 before the server stops.

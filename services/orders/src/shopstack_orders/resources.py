@@ -79,7 +79,10 @@ async def open_resources(settings: OrdersSettings) -> AsyncIterator[Resources]:
     events_redis = Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.events_ws_block_ms / 1000 + 5,
-        socket_connect_timeout=settings.redis_timeout_seconds * 4,
+        # Connections are opened as WebSockets arrive, many at once after a failover.
+        socket_connect_timeout=max(settings.redis_timeout_seconds, 2.0),
+        # One connection per WebSocket blocks in XREAD, plus a few for the slot claims.
+        max_connections=settings.events_ws_max_connections_per_process + 64,
         decode_responses=True,
     )
     going_away = GoingAway(grace_seconds=settings.events_ws_shutdown_grace_seconds)
@@ -105,8 +108,10 @@ async def open_resources(settings: OrdersSettings) -> AsyncIterator[Resources]:
         burst_log=burst_log,
         purge=purge,
         events_redis=events_redis,
+        # The WebSocket's client: a claim is part of opening a connection, which may wait a
+        # little, unlike a cached read that falls back to PostgreSQL after 0.25 s.
         connection_slots=ConnectionSlots(
-            redis,
+            events_redis,
             limit=settings.events_ws_max_connections_per_user,
             lease_seconds=settings.events_ws_connection_lease_seconds,
         ),

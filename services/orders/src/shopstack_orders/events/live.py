@@ -42,6 +42,7 @@ CLOSE_SLOW_CONSUMER = 4001
 CLOSE_STREAM_UNAVAILABLE = 4003
 CLOSE_IDLE = 4008
 _SEEN = 1024  # event ids remembered for dropping duplicates
+_READ_ATTEMPTS = 5  # XREAD failures in a row before the stream counts as down
 
 
 @dataclass(frozen=True)
@@ -104,15 +105,23 @@ async def stream_events(
 
     async def read() -> Closed:
         position = last_id or "$"
+        failures = 0
         while True:
             try:
                 batches: Any = await redis.xread({stream: position}, count=100, block=block_ms)
+                failures = 0
             except RedisError:
-                return Closed(
-                    CLOSE_STREAM_UNAVAILABLE,
-                    "the event stream does not answer",
-                    "stream_unavailable",
-                )
+                # A blip (a connect that timed out under load) is retried from the same
+                # position, so nothing is skipped; an outage ends the connection.
+                failures += 1
+                if failures >= _READ_ATTEMPTS:
+                    return Closed(
+                        CLOSE_STREAM_UNAVAILABLE,
+                        "the event stream does not answer",
+                        "stream_unavailable",
+                    )
+                await asyncio.sleep(0.2 * failures)
+                continue
             for _name, entries in batches or []:
                 for stream_id, fields in entries:
                     position = stream_id

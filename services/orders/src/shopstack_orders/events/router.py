@@ -59,7 +59,10 @@ async def order_events(
     slots = resources.connection_slots
     try:
         claimed = await slots.claim(viewer, connection)
-    except RedisError:
+    except RedisError as error:
+        resources.burst_log.warning(
+            "events.redis", "cannot claim an event connection slot: %r", error
+        )
         await _refuse(
             websocket,
             ProblemError(
