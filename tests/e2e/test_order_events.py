@@ -7,7 +7,10 @@ tens of megabytes, and a client that stops reading fails the heartbeat first.)""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.e2e.conftest import LocalPlatform, _platform
 from tests.e2e.shopping import bearer, register, sign_in
@@ -75,7 +78,6 @@ class Shop:
     def ticket(self, auth: dict[str, str]) -> str:
         issued = self.http.post(f"{EVENTS}/ticket", headers=auth)
         assert issued.status_code == 201, issued.text
-        assert issued.json()["expires_in"] == TICKET_TTL_SECONDS
         ticket: str = issued.json()["ticket"]
         return ticket
 
@@ -189,6 +191,8 @@ async def test_a_client_that_reconnects_with_its_last_id_misses_nothing(shop: Sh
 
 async def test_an_expired_or_used_ticket_is_refused(shop: Shop) -> None:
     ada = shop.customer("Ada")
+    issued = shop.http.post(f"{EVENTS}/ticket", headers=ada)
+    assert issued.json()["expires_in"] == TICKET_TTL_SECONDS
     ticket = shop.ticket(ada)
     async with connect(shop.url(ticket), open_timeout=15):
         pass
@@ -203,3 +207,31 @@ async def test_an_expired_or_used_ticket_is_refused(shop: Shop) -> None:
     with pytest.raises(InvalidStatus) as without:
         await connect(shop.url("not-a-ticket"), open_timeout=15)
     assert without.value.response.status_code == 401
+
+
+def _pid(platform: LocalPlatform, service: str) -> int:
+    record = json.loads((platform.data_dir / "run" / f"{service}.pid").read_text())
+    return int(record["pgid"])
+
+
+async def test_sigterm_closes_websockets_with_1001(platform: LocalPlatform) -> None:
+    """orders told to stop closes its connections with 1001 (not uvicorn's 1012) and the
+    gateway passes the code on to the client. Straight to the gateway: the supervisor stops
+    NGINX first, whose graceful stop waits for upgraded connections."""
+    platform.start()
+    shop = Shop(platform)
+    try:
+        gateway = f"ws://127.0.0.1:{platform.ports['gateway']}{EVENTS}"
+        first = await connect(f"{gateway}?ticket={shop.ticket(shop.admin)}", open_timeout=15)
+        os.kill(_pid(platform, "orders"), signal.SIGTERM)
+        await read_until_closed(first)
+        assert first.close_code == 1001
+    finally:
+        shop.http.close()
+        platform.stop()
+
+
+async def read_until_closed(connection: ClientConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(connection.recv(), 30)
