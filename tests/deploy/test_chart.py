@@ -91,6 +91,11 @@ def test_rendered_manifests_match_the_kubernetes_schemas(
         ),
         ("dev", {"gateway.pdb.minAvailable": "1"}, "set minAvailable or maxUnavailable"),
         ("dev", {"orders.autoscaling.maxReplicas": "1"}, "maxReplicas must be at least"),
+        (
+            "dev",
+            {"ingress.readTimeoutSeconds": "15"},
+            "must be longer than the WebSocket heartbeat",
+        ),
     ],
 )
 def test_conflicting_values_fail_with_the_setting_to_fix(
@@ -531,7 +536,10 @@ def test_service_monitors_scrape_the_metrics_port_when_asked(render: Render) -> 
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert annotations["prometheus.io/port"] == "9090"
     monitors = of_kind(render("production"), "ServiceMonitor")
-    assert {m["metadata"]["name"] for m in monitors} == {name(c) for c in SERVICES}
+    # The outbox relay serves only /metrics, and is scraped like the services.
+    assert {m["metadata"]["name"] for m in monitors} == {
+        name(c) for c in [*SERVICES, "orders-relay"]
+    }
     for monitor in monitors:
         assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
         assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]

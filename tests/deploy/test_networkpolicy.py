@@ -196,6 +196,10 @@ DEV_ALLOWED = [
     ("orders-migrate", "postgresql", 5432),
     ("users-migrate", "redis", 6379),
     *[("prometheus", service, 9090) for service in SERVICES],
+    # orders' outbox relay: PostgreSQL and Redis, scraped by Prometheus.
+    ("orders-relay", "postgresql", 5432),
+    ("orders-relay", "redis", 6379),
+    ("prometheus", "orders-relay", 9090),
 ]
 DEV_DENIED = [
     # Nothing but the gateway reaches the services that trust its identity headers.
@@ -221,6 +225,11 @@ DEV_DENIED = [
     ("test", "users", 8000),
     *[(service, "internet", 443) for service in SERVICES],
     ("postgresql", "internet", 443),
+    # The relay talks to nothing but its data stores.
+    ("orders-relay", "orders", 8000),
+    ("orders-relay", "users", 8000),
+    ("orders-relay", "internet", 443),
+    ("stray", "orders-relay", 9090),
 ]
 
 

@@ -11,7 +11,7 @@ __all__ = ["LocalPlatform"]
 
 
 def _platform(data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[LocalPlatform]:
-    names = ("nginx", "gateway", "users", "orders", "postgres", "redis")
+    names = ("nginx", "gateway", "users", "orders", "orders_relay", "postgres", "redis")
     ports = {n: free_port() for n in names}
     stack = LocalPlatform(data_dir=data_dir, ports=ports, extra_env=extra_env or {})
     yield stack

@@ -322,8 +322,9 @@ def monitored(
 ) -> Iterator[LocalPlatform]:
     root = tmp_path_factory.mktemp("live")
     monitoring = render_monitoring(root / "monitoring", webhook)
-    names = ("nginx", "gateway", "users", "orders", "postgres", "prometheus", "alertmanager",
-             "postgres_exporter", "redis_exporter", "nginx_exporter", "nginx_status")  # fmt: skip
+    names = ("nginx", "gateway", "users", "orders", "orders_relay", "postgres", "prometheus",
+             "alertmanager", "postgres_exporter", "redis_exporter", "nginx_exporter",
+             "nginx_status")  # fmt: skip
     stack = LocalPlatform(
         data_dir=root / "devstack",
         ports={name: free_port() for name in names},

@@ -119,14 +119,21 @@ async def serve_with_uvicorn(app: ASGIApp) -> AsyncIterator[str]:
 
 
 class Recorder:
-    """An upstream that answers 200 and remembers the headers of every request it got."""
+    """An upstream that answers 200 and remembers the headers of every request it got. A
+    WebSocket upgrade is accepted, told its path and query, and closed with 4000."""
 
     def __init__(self) -> None:
         self.seen: list[dict[str, str]] = []
 
     def app(self) -> web.Application:
-        async def record(request: web.Request) -> web.Response:
+        async def record(request: web.Request) -> web.StreamResponse:
             self.seen.append({k.lower(): v for k, v in request.headers.items()})
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                socket = web.WebSocketResponse()
+                await socket.prepare(request)
+                await socket.send_json({"path": request.path, "query": request.query_string})
+                await socket.close(code=4000, message=b"done")
+                return socket
             return web.json_response({"path": request.path})
 
         app = web.Application()

@@ -5,12 +5,13 @@ Denial Response extension that uvicorn supports."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from shopstack_gateway.main import create_app
 
@@ -57,14 +58,28 @@ async def test_a_websocket_without_a_token_gets_a_401_problem(gateway: str) -> N
     assert response.headers["RateLimit-Policy"] == '"address";q=3;w=60'
 
 
-async def test_a_websocket_with_a_token_is_not_passed_on_yet(
+async def test_a_websocket_with_a_token_reaches_the_upstream_as_the_tokens_caller(
     gateway: str, issuer: Issuer, recorder: Recorder
 ) -> None:
-    refused = await refusal(f"ws://{gateway}/api/v1/orders/events", issuer.bearer())
-    assert refused.response.status_code == 501
-    assert json.loads(refused.response.body or b"")["type"] == "/problems/not-implemented"
-    assert refused.response.headers["RateLimit-Policy"] == '"user";q=600;w=60'
-    assert recorder.seen == []
+    user_id = str(uuid.uuid4())
+    spoofed = {"X-Shopstack-User-Id": str(uuid.uuid4()), "X-Shopstack-Roles": "admin"}
+    async with connect(
+        f"ws://{gateway}/api/v1/orders/events?order_id=7&ticket=unused",
+        additional_headers=issuer.bearer(sub=user_id) | spoofed,
+        open_timeout=5,
+    ) as socket:
+        assert json.loads(await socket.recv()) == {
+            "path": "/api/v1/orders/events",
+            "query": "order_id=7",
+        }
+        with pytest.raises(ConnectionClosed):
+            await socket.recv()
+    # The upstream's close code reaches the client.
+    assert socket.close_code == 4000
+    (seen,) = recorder.seen
+    assert seen["x-shopstack-user-id"] == user_id
+    assert seen["x-shopstack-roles"] != "admin"
+    assert "authorization" not in seen or seen["authorization"].startswith("Bearer ")
 
 
 async def test_websocket_attempts_count_against_the_rate_limit(gateway: str) -> None:

@@ -3,6 +3,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 import shopstack_orders.catalog.models
+import shopstack_orders.events.models
 import shopstack_orders.idempotency.models
 import shopstack_orders.orders.models  # noqa: F401 - registers the tables
 from shopstack_common.settings import sqlalchemy_url

@@ -27,7 +27,7 @@ PORTS = MonitoringPorts(
 
 def test_every_job_scrapes_where_the_stack_runs_it(tmp_path: Path) -> None:
     monitoring = LocalMonitoring(source=MONITORING_DIR, root=tmp_path, ports=PORTS)
-    monitoring.prepare({"gateway": 18000, "users": 18001, "orders": 18002})
+    monitoring.prepare({"gateway": 18000, "users": 18001, "orders": 18002, "orders-relay": 18012})
     config = yaml.safe_load(monitoring.prometheus_config.read_text())
     targets = {
         job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
@@ -36,6 +36,7 @@ def test_every_job_scrapes_where_the_stack_runs_it(tmp_path: Path) -> None:
         "gateway": ["127.0.0.1:18000"],
         "users": ["127.0.0.1:18001"],
         "orders": ["127.0.0.1:18002"],
+        "orders-relay": ["127.0.0.1:18012"],
         "postgres": ["127.0.0.1:19187"],
         "redis": ["127.0.0.1:19121"],
         "nginx": ["127.0.0.1:19113"],

@@ -158,6 +158,14 @@ INVALID_TOKEN = _register(
     "The access token is expired, not yet valid, malformed, signed by an unknown key or for "
     "another audience. Get a new one; `WWW-Authenticate` says what was wrong.",
 )
+INVALID_TICKET = _register(
+    "invalid-ticket",
+    401,
+    "Invalid WebSocket ticket",
+    "The ticket of a WebSocket upgrade is unknown, expired or already used. Tickets are "
+    "single-use and short-lived: get a new one (`POST /api/v1/orders/events/ticket`) right "
+    "before connecting.",
+)
 FORBIDDEN = _register(
     "forbidden",
     403,
@@ -185,6 +193,13 @@ QUOTA_EXCEEDED = _register(
     "The caller sent more requests than its rate limit allows. `RateLimit` and `Retry-After` "
     "say when to try again; `violated-policies` names the limit.",
     uri="https://iana.org/assignments/http-problem-types#quota-exceeded",
+)
+TOO_MANY_CONNECTIONS = _register(
+    "too-many-connections",
+    429,
+    "Too many connections",
+    "The caller holds as many live connections (WebSockets) as it may. Close one before "
+    "opening another.",
 )
 
 # -- conflicts with the state of the platform --------------------------------------------
@@ -325,6 +340,13 @@ GATEWAY_UNAVAILABLE = _register(
     "Gateway unavailable",
     "NGINX, in front of the platform, could not reach the gateway. Retry after `Retry-After` "
     "seconds.",
+)
+EVENTS_UNAVAILABLE = _register(
+    "events-unavailable",
+    503,
+    "Events unavailable",
+    "The event stream (Redis) does not answer, so live events cannot be served or WebSocket "
+    "tickets issued now. Orders are unaffected; retry after `Retry-After` seconds.",
 )
 OVERVIEW_UNAVAILABLE = _register(
     "overview-unavailable",

@@ -177,6 +177,18 @@ class GatewaySettings(ServiceSettings):
     openapi_cache_seconds: float = Field(default=60.0, ge=0)
     # The BFF's calls to users and orders, each.
     overview_timeout_seconds: PositiveFloat = 3.0
+    # WebSockets: a ticket opens one within this long (events/tickets.py) ...
+    websocket_ticket_ttl_seconds: PositiveFloat = 30.0
+    # ... and the gateway pings the upstream end of a proxied one this often, closing it when
+    # no pong comes within the timeout (uvicorn pings the client end every 20 s likewise;
+    # NGINX's read timeout must be longer than both).
+    websocket_ping_interval_seconds: PositiveFloat = 20.0
+    websocket_ping_timeout_seconds: PositiveFloat = 20.0
+    # Messages from the upstream held for a client that reads slowly; past it the client is
+    # disconnected (close 4001), never buffered without bound.
+    websocket_max_queue: PositiveInt = 64
+    # On SIGTERM, WebSockets get this long to close with 1001 before the server stops.
+    websocket_shutdown_grace_seconds: float = Field(default=2.0, ge=0)
 
     @model_validator(mode="before")
     @classmethod

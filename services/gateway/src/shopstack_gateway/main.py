@@ -28,6 +28,8 @@ from shopstack_common.logs import configure_logging
 from shopstack_common.telemetry import configure_tracing
 from shopstack_gateway import docs
 from shopstack_gateway.config import GatewaySettings
+from shopstack_gateway.events.router import TICKET_PATH
+from shopstack_gateway.events.router import router as events_router
 from shopstack_gateway.middleware.authentication import AuthenticationMiddleware
 from shopstack_gateway.middleware.dispatch import DispatchMiddleware
 from shopstack_gateway.middleware.identity_headers import StripIdentityHeadersMiddleware
@@ -51,11 +53,17 @@ class GatewayApp:
             routes=routes,
             public=PublicRoutes(settings.public_routes),
             proxy=lambda: resources_of(api).proxy,
+            websocket_proxy=lambda: resources_of(api).websocket_proxy,
+            own_paths=frozenset({TICKET_PATH}),
         )
         edge = RateLimitMiddleware(
             edge, settings=settings.rate_limit, limiter=lambda: resources_of(api).limiter
         )
-        edge = AuthenticationMiddleware(edge, verifier=lambda: resources_of(api).verifier)
+        edge = AuthenticationMiddleware(
+            edge,
+            verifier=lambda: resources_of(api).verifier,
+            tickets=lambda: resources_of(api).tickets,
+        )
         edge = StripIdentityHeadersMiddleware(edge)
         edge = SyntheticTrafficMiddleware(edge)
         # Spans for the requests only: one per message sent or received would cost more than
@@ -113,5 +121,6 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
     app.mount(docs.ASSETS_PATH, docs.swagger_assets(), name="swagger-assets")
     app.include_router(problems_router)
     app.include_router(overview_router)
+    app.include_router(events_router)
     app.add_middleware(InternalErrorMiddleware)
     return GatewayApp(app, settings)

@@ -87,7 +87,7 @@ SYNTHETIC_REQUESTS = Counter(
 RATE_LIMIT_POLICIES = ("token", "user", "address")
 AUTH_FAILURE_REASONS = (
     "missing", "malformed", "algorithm", "type", "kid", "expired", "not_yet_valid", "issuer",
-    "audience", "signature", "claims", "keys_unavailable",
+    "audience", "signature", "claims", "keys_unavailable", "invalid_ticket",
 )  # fmt: skip
 UPSTREAM_OUTCOMES = ("ok", "error_status", "timeout", "unreachable")
 CIRCUIT_STATES = ("closed", "open", "half_open")

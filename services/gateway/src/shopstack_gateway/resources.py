@@ -24,7 +24,9 @@ from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 
 from shopstack_common.health import AsyncCheck, NonCriticalCheck
+from shopstack_common.shutdown import GoingAway
 from shopstack_gateway.config import GatewaySettings
+from shopstack_gateway.events.tickets import TicketStore
 from shopstack_gateway.keys import STARTUP, KeySet, http_fetcher
 from shopstack_gateway.openapi import OpenAPIMerger
 from shopstack_gateway.proxy import Proxy
@@ -32,6 +34,7 @@ from shopstack_gateway.ratelimit import RateLimiter
 from shopstack_gateway.resilience import BreakerState
 from shopstack_gateway.tokens import TokenVerifier
 from shopstack_gateway.upstreams import Upstream, close_all, create_session
+from shopstack_gateway.websocket_proxy import WebSocketProxy
 
 
 @dataclass
@@ -47,6 +50,9 @@ class Resources:
     limiter: RateLimiter | None
     proxy: Proxy
     openapi: OpenAPIMerger
+    tickets: TicketStore
+    websocket_proxy: WebSocketProxy
+    going_away: GoingAway
     key_preload: asyncio.Task[None] | None = None
 
     def readiness_checks(self) -> dict[str, AsyncCheck]:
@@ -102,6 +108,8 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
         max_ttl=settings.jwks_max_ttl_seconds,
         min_refresh_seconds=settings.jwks_min_refresh_seconds,
     )
+    going_away = GoingAway(grace_seconds=settings.websocket_shutdown_grace_seconds)
+    going_away.install()
     resources = Resources(
         settings=settings,
         upstreams=upstreams,
@@ -127,6 +135,11 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
         ),
         proxy=Proxy(upstreams=upstreams, max_body_bytes=settings.max_body_bytes),
         openapi=OpenAPIMerger(settings=settings, upstreams=upstreams),
+        tickets=TicketStore(redis, ttl_seconds=settings.websocket_ticket_ttl_seconds),
+        websocket_proxy=WebSocketProxy(
+            upstreams=upstreams, settings=settings, going_away=going_away
+        ),
+        going_away=going_away,
     )
     # Keys are fetched ahead of the first token when users already answers; when it does not,
     # the first token fetches them.
@@ -134,6 +147,7 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[Resources]:
     try:
         yield resources
     finally:
+        going_away.uninstall()
         resources.key_preload.cancel()
         await keys.aclose()
         await close_all(upstreams)

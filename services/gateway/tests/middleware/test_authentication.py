@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from shopstack_common.asgi import Receive, Scope, Send
 from shopstack_common.identity import Identity
 from shopstack_common.problems import ProblemError
+from shopstack_gateway.events.tickets import TicketStore
 from shopstack_gateway.keys import JwksDocument, KeySet
 from shopstack_gateway.middleware.authentication import (
     AuthenticationMiddleware,
@@ -86,9 +87,13 @@ class Outcome:
             await send({"type": "http.response.body", "body": b""})
 
 
+def no_tickets() -> TicketStore:
+    raise AssertionError("a request with a bearer token or none never redeems a ticket")
+
+
 async def authenticate(kind: str, headers: dict[str, str], verifier: TokenVerifier) -> Outcome:
     outcome = Outcome()
-    app = AuthenticationMiddleware(outcome, verifier=lambda: verifier)
+    app = AuthenticationMiddleware(outcome, verifier=lambda: verifier, tickets=no_tickets)
     if kind == "websocket":
         assert (await websocket_handshake(app, "/ws", headers=headers.items())).accepted
     else:

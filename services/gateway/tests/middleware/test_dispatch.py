@@ -17,6 +17,7 @@ from shopstack_gateway.middleware.authentication import IDENTITY_SCOPE_KEY, REFU
 from shopstack_gateway.middleware.dispatch import DispatchMiddleware
 from shopstack_gateway.proxy import Proxy
 from shopstack_gateway.routing import Match, PublicRoutes, RouteTable
+from shopstack_gateway.websocket_proxy import WebSocketProxy
 
 from ..conftest import Handshake, client_of, websocket_handshake
 
@@ -29,6 +30,13 @@ class Answerers:
 
     proxied: list[tuple[str, Identity | None]] = field(default_factory=list)
     own: list[str] = field(default_factory=list)
+    websockets: list[tuple[str, Identity | None]] = field(default_factory=list)
+
+    async def websocket_proxy(
+        self, scope: Scope, receive: Receive, send: Send, upstream: str, identity: Identity | None
+    ) -> None:
+        self.websockets.append((upstream, identity))
+        await send({"type": "websocket.close", "code": 4000})
 
     async def proxy(
         self, scope: Scope, receive: Receive, send: Send, match: Match, identity: Identity | None
@@ -73,11 +81,16 @@ def dispatch(
     def proxy() -> Proxy:
         return answerers.proxy  # type: ignore[return-value]
 
+    def websocket_proxy() -> WebSocketProxy:
+        return answerers.websocket_proxy  # type: ignore[return-value]
+
     app = DispatchMiddleware(
         answerers.app,
         routes=RouteTable(DEFAULT_ROUTES),
         public=PublicRoutes(DEFAULT_PUBLIC_ROUTES),
         proxy=proxy,
+        websocket_proxy=websocket_proxy,
+        own_paths=frozenset({"/api/v1/orders/events/ticket"}),
     )
     return Given(app, identity=identity, refusal=refusal)
 
@@ -143,15 +156,24 @@ async def test_websocket_refusals(answerers: Answerers, denial_response: bool) -
     own = await upgrade(dispatch(answerers, identity=USER), "/docs")
     proxied = await upgrade(dispatch(answerers, identity=USER), "/api/v1/orders/events")
     if denial_response:
-        assert (protected.status, own.status, proxied.status) == (401, 404, 501)
+        assert (protected.status, own.status) == (401, 404)
         assert protected.json()["type"] == "/problems/authentication-required"
         assert own.json()["type"] == "/problems/not-found"
-        assert proxied.json()["type"] == "/problems/not-implemented"
-        assert "orders" in proxied.json()["detail"]
     else:
-        assert (protected.close_code, own.close_code, proxied.close_code) == (4401, 4404, 4501)
-    # Nobody answered them but dispatch: the proxy speaks HTTP only, FastAPI is HTTP only here.
+        assert (protected.close_code, own.close_code) == (4401, 4404)
+    # The authenticated upgrade on a proxied route goes to the WebSocket proxy; the HTTP
+    # proxy and FastAPI (HTTP only here) never see an upgrade.
+    assert proxied.close_code == 4000
+    assert answerers.websockets == [("orders", USER)]
     assert (answerers.proxied, answerers.own) == ([], [])
+
+
+async def test_an_own_path_inside_a_proxied_prefix_goes_to_the_gateways_app(
+    answerers: Answerers,
+) -> None:
+    response = await get(dispatch(answerers, identity=USER), "/api/v1/orders/events/ticket", "POST")
+    assert response.text == "own"
+    assert answerers.proxied == []
 
 
 # -- the token requirement through the gateway ------------------------------------------

@@ -21,6 +21,7 @@ from shopstack_orders.catalog.router import router as catalog_router
 from shopstack_orders.config import OrdersSettings
 from shopstack_orders.deps import readiness_checks
 from shopstack_orders.errors import install_database_handlers
+from shopstack_orders.events.router import router as events_router
 from shopstack_orders.openapi import statuses_of
 from shopstack_orders.orders.router import router as orders_router
 from shopstack_orders.resources import open_resources
@@ -53,6 +54,9 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         )
     )
     app.include_router(catalog_router)
+    # Before the order routes: a WebSocket route is matched on websocket scopes only, but
+    # reading the routes top-down should meet the more specific path first.
+    app.include_router(events_router)
     app.include_router(orders_router)
     app.add_middleware(QueryTextMiddleware)
     app.add_middleware(RequestContextMiddleware)

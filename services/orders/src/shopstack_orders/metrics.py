@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from shopstack_common.metrics import CACHE_LOOKUPS, DEPENDENCY_FALLBACKS, CacheResult, initialise
+from shopstack_orders.events.outbox import EventType
 from shopstack_orders.orders.lifecycle import NEXT_STATUSES
 
 ORDERS_PLACED = Counter(
@@ -58,10 +59,57 @@ CACHE_UNCACHED_READS = Counter(
     "(redis_unavailable, lock_wait_expired).",
     ["kind", "reason"],
 )
+OUTBOX_LAG = Gauge(
+    "shopstack_orders_outbox_lag_seconds",
+    "Age of the oldest outbox event not yet published to the stream (0 when none waits), as "
+    "the relay holding the lease last measured it.",
+    multiprocess_mode="max",
+)
+OUTBOX_PENDING = Gauge(
+    "shopstack_orders_outbox_pending_events",
+    "Outbox events not yet published, as the relay holding the lease last counted them.",
+    multiprocess_mode="max",
+)
+EVENTS_PUBLISHED = Counter(
+    "shopstack_orders_events_published",
+    "Outbox events added to the Redis stream by the relay (a redelivery counts again), by type.",
+    ["type"],
+)
+RELAY_ERRORS = Counter(
+    "shopstack_orders_relay_errors",
+    "Relay attempts that failed, by the dependency that failed (redis, postgres).",
+    ["dependency"],
+)
+RELAY_LEADER = Gauge(
+    "shopstack_orders_relay_leader",
+    "1 while this relay holds the publishing lease, 0 while it stands by.",
+    multiprocess_mode="max",
+)
+EVENT_CONNECTIONS = Gauge(
+    "shopstack_orders_event_connections",
+    "Order event WebSockets open right now.",
+    multiprocess_mode="livesum",
+)
+EVENT_CONNECTIONS_CLOSED = Counter(
+    "shopstack_orders_event_connections_closed",
+    "Order event WebSockets that ended, by reason (client, slow_consumer, idle, going_away, "
+    "stream_unavailable).",
+    ["reason"],
+)
+OUTBOX_PURGED = Counter(
+    "shopstack_orders_outbox_purged_events",
+    "Published outbox events deleted after their retention.",
+)
 
 # The label values known before any request: every series exists from the start (the
 # currencies are the catalog's, known only once an order is placed).
 CACHE_KINDS = ("product", "product_list")
+initialise(RELAY_ERRORS, ("redis", "postgres"))
+initialise(
+    EVENT_CONNECTIONS_CLOSED,
+    ("client", "slow_consumer", "idle", "going_away", "stream_unavailable"),
+)
+initialise(EVENTS_PUBLISHED, [event_type.value for event_type in EventType])
 initialise(IDEMPOTENT_REPLAYS, ("place_order", "cancel_order", "transition_order"))
 initialise(IDEMPOTENCY_CONFLICTS, ("in_flight", "payload_mismatch"))
 for _current, _targets in NEXT_STATUSES.items():

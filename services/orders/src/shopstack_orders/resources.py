@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shopstack_common.health import AsyncCheck
 from shopstack_common.logs import BurstLogger
+from shopstack_common.shutdown import GoingAway
 from shopstack_orders import db
 from shopstack_orders.cache import ProductCache
 from shopstack_orders.config import OrdersSettings
+from shopstack_orders.events.live import ConnectionSlots
 from shopstack_orders.idempotency.service import IdempotencyPolicy, purge_periodically
 
 DEPENDENCY_LOGGER = "shopstack_orders.dependencies"
@@ -35,6 +37,11 @@ class Resources:
     burst_log: BurstLogger
     # Deletes expired Idempotency-Key records; None when IDEMPOTENCY_PURGE_INTERVAL_SECONDS=0.
     purge: asyncio.Task[None] | None
+    # The event WebSockets' own client: its reads block for EVENTS_WS_BLOCK_MS, far past the
+    # cache's short timeout.
+    events_redis: Redis
+    connection_slots: ConnectionSlots
+    going_away: GoingAway
 
     def readiness_checks(self) -> dict[str, AsyncCheck]:
         return {"postgres": self._ping_postgres, "redis": self._ping_redis}
@@ -69,6 +76,17 @@ async def open_resources(settings: OrdersSettings) -> AsyncIterator[Resources]:
                 burst_log=burst_log,
             )
         )
+    events_redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.events_ws_block_ms / 1000 + 5,
+        # Connections are opened as WebSockets arrive, many at once after a failover.
+        socket_connect_timeout=max(settings.redis_timeout_seconds, 2.0),
+        # One connection per WebSocket blocks in XREAD, plus a few for the slot claims.
+        max_connections=settings.events_ws_max_connections_per_process + 64,
+        decode_responses=True,
+    )
+    going_away = GoingAway(grace_seconds=settings.events_ws_shutdown_grace_seconds)
+    going_away.install()
     resources = Resources(
         settings=settings,
         engine=engine,
@@ -89,6 +107,15 @@ async def open_resources(settings: OrdersSettings) -> AsyncIterator[Resources]:
         ),
         burst_log=burst_log,
         purge=purge,
+        events_redis=events_redis,
+        # The WebSocket's client: a claim is part of opening a connection, which may wait a
+        # little, unlike a cached read that falls back to PostgreSQL after 0.25 s.
+        connection_slots=ConnectionSlots(
+            events_redis,
+            limit=settings.events_ws_max_connections_per_user,
+            lease_seconds=settings.events_ws_connection_lease_seconds,
+        ),
+        going_away=going_away,
     )
     try:
         yield resources
@@ -97,5 +124,7 @@ async def open_resources(settings: OrdersSettings) -> AsyncIterator[Resources]:
             purge.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await purge
+        going_away.uninstall()
+        await events_redis.aclose()
         await redis.aclose()
         await engine.dispose()

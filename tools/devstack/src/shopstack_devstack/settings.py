@@ -22,6 +22,8 @@ class DevstackSettings(BaseSettings):
     gateway_port: int = 8000
     users_port: int = 8001
     orders_port: int = 8002
+    # The outbox relay's /metrics (it serves nothing else).
+    orders_relay_port: int = 8012
     postgres_port: int = 55432
     redis_port: int = 56379
 

@@ -139,6 +139,7 @@ class Stack:
         wanted = {
             "nginx": s.nginx_port, "gateway": s.gateway_port,
             "users": s.users_port, "orders": s.orders_port,
+            "orders-relay": s.orders_relay_port,
         }  # fmt: skip
         for instance, port in enumerate(s.gateway_ports[1:], start=2):
             wanted[f"gateway-{instance}"] = port
@@ -268,8 +269,17 @@ class Stack:
             {**self._users_env(), "WEB_THREADS": str(s.users_threads)},
         )
         orders = self._serve("orders", s.orders_port, s.orders_workers, {})
+        # `shopstack-orders relay`, as the chart runs it: the outbox to the orders:events stream.
+        relay = self.supervisor.start(
+            Child(
+                "orders-relay",
+                [sys.executable, "-m", "shopstack_orders", "relay"],
+                env={**self._service_env(), "HOST": "127.0.0.1", "PORT": str(s.orders_relay_port)},
+            )
+        )
         self._wait_ready(users, f"http://127.0.0.1:{s.users_port}/readyz")
         self._wait_ready(orders, f"http://127.0.0.1:{s.orders_port}/readyz")
+        self._wait_ready(relay, f"http://127.0.0.1:{s.orders_relay_port}/metrics")
         upstreams = {
             "GATEWAY_UPSTREAMS__USERS__URL": f"http://127.0.0.1:{s.users_port}",
             "GATEWAY_UPSTREAMS__ORDERS__URL": f"http://127.0.0.1:{s.orders_port}",
@@ -307,7 +317,12 @@ class Stack:
         assert self.redis_url
         s = self.settings
         monitoring.prepare(
-            {"gateway": s.gateway_port, "users": s.users_port, "orders": s.orders_port}
+            {
+                "gateway": s.gateway_port,
+                "users": s.users_port,
+                "orders": s.orders_port,
+                "orders-relay": s.orders_relay_port,
+            }
         )
         exporters = [
             (

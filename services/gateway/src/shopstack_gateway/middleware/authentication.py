@@ -5,23 +5,31 @@ routes and the access log line).
 A bad token is not refused here: the refusal is recorded in the scope and sent by dispatch,
 after the rate limit, so that guessing counts against the caller's address. Other schemes
 (Basic client credentials at the token endpoint) pass through untouched.
+
+A WebSocket upgrade without a bearer token may carry a single-use ticket instead
+(``?ticket=``, ``events/tickets.py``): redeemed here, it becomes the identity it was issued
+to; an unknown, expired or used one is refused like a bad token (401 ``invalid-ticket``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 from shopstack_common.asgi import SCOPE_TYPES, ASGIApp, Receive, Scope, Send
 from shopstack_common.context import annotate_request
 from shopstack_common.identity import Identity
 from shopstack_common.problems import (
     AUTHENTICATION_REQUIRED,
+    EVENTS_UNAVAILABLE,
+    INVALID_TICKET,
     INVALID_TOKEN,
     TOKEN_KEYS_UNAVAILABLE,
     ProblemError,
 )
 from shopstack_gateway import metrics
+from shopstack_gateway.events.tickets import TicketStore, TicketsUnavailableError
 from shopstack_gateway.keys import KeysUnavailableError
 from shopstack_gateway.tokens import InvalidTokenError, TokenVerifier
 
@@ -62,9 +70,16 @@ def authentication_refusal(scope: Scope) -> ProblemError | None:
 
 
 class AuthenticationMiddleware:
-    def __init__(self, app: ASGIApp, *, verifier: Callable[[], TokenVerifier]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: Callable[[], TokenVerifier],
+        tickets: Callable[[], TicketStore],
+    ) -> None:
         self.app = app
         self.verifier = verifier
+        self.tickets = tickets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in SCOPE_TYPES:
@@ -78,6 +93,9 @@ class AuthenticationMiddleware:
             if name == b"authorization":
                 authorization = value
                 authorizations += 1
+        if authorization is None and scope["type"] == "websocket":
+            await self._redeem_ticket(scope)
+            return
         if authorization is None or authorization[:7].lower() != _BEARER:
             return
         token = authorization[7:].strip().decode("latin-1")
@@ -99,6 +117,29 @@ class AuthenticationMiddleware:
                 TOKEN_KEYS_UNAVAILABLE,
                 "The gateway cannot verify access tokens right now.",
                 headers={"Retry-After": str(max(1, math.ceil(error.retry_after)))},
+            )
+            return
+        scope[IDENTITY_SCOPE_KEY] = identity
+        annotate_request(user_id=identity.subject)
+
+    async def _redeem_ticket(self, scope: Scope) -> None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        tickets = query.get("ticket")
+        if not tickets:
+            return
+        try:
+            identity = await self.tickets().redeem(tickets[0]) if len(tickets) == 1 else None
+        except TicketsUnavailableError:
+            scope[REFUSAL_SCOPE_KEY] = ProblemError(
+                EVENTS_UNAVAILABLE,
+                "The gateway cannot redeem WebSocket tickets right now.",
+                headers={"Retry-After": "1"},
+            )
+            return
+        if identity is None:
+            metrics.AUTH_FAILURES.labels("invalid_ticket").inc()
+            scope[REFUSAL_SCOPE_KEY] = ProblemError(
+                INVALID_TICKET, "The ticket is unknown, expired or already used."
             )
             return
         scope[IDENTITY_SCOPE_KEY] = identity

@@ -7,11 +7,13 @@
 3. Anything else goes on to the gateway's own FastAPI routes, which state their own
    requirements (``deps.py``).
 
+A few paths inside a proxied prefix are the gateway's own (``own_paths``: the WebSocket
+ticket, since the gateway is what redeems it); they go to its FastAPI routes.
+
 WebSockets: the gateway's own routes are HTTP only, so an upgrade outside the route table is
-refused as ``not-found``. An upgrade on a proxied route, once authenticated, rate-limited and
-past the token requirement like any request, reaches ``websocket``: the seam where a
-WebSocket proxy to the upstream plugs in. Until there is one, it refuses the upgrade with
-``not-implemented`` (501).
+refused as ``not-found``. An upgrade on a proxied route, once authenticated (bearer token or
+ticket), rate-limited and past the token requirement like any request, goes to the WebSocket
+proxy (``websocket_proxy.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Callable
 
 from shopstack_common.asgi import SCOPE_TYPES, ASGIApp, Receive, Scope, Send, send_problem
 from shopstack_common.identity import Identity
-from shopstack_common.problems import NOT_FOUND, NOT_IMPLEMENTED, ProblemError
+from shopstack_common.problems import NOT_FOUND, ProblemError
 from shopstack_gateway import metrics
 from shopstack_gateway.middleware.authentication import (
     authentication_refusal,
@@ -29,6 +31,7 @@ from shopstack_gateway.middleware.authentication import (
 )
 from shopstack_gateway.proxy import Proxy
 from shopstack_gateway.routing import MATCH_SCOPE_KEY, Match, PublicRoutes, RouteTable
+from shopstack_gateway.websocket_proxy import WebSocketProxy
 
 
 class DispatchMiddleware:
@@ -39,11 +42,15 @@ class DispatchMiddleware:
         routes: RouteTable,
         public: PublicRoutes,
         proxy: Callable[[], Proxy],
+        websocket_proxy: Callable[[], WebSocketProxy],
+        own_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.routes = routes
         self.public = public
         self.proxy = proxy
+        self.websocket_proxy = websocket_proxy
+        self.own_paths = own_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -55,7 +62,7 @@ class DispatchMiddleware:
             await send_problem(scope, send, refusal)
             return
         path: str = scope["path"]
-        match = scope[MATCH_SCOPE_KEY] = self.routes.match(path)
+        match = scope[MATCH_SCOPE_KEY] = None if path in self.own_paths else self.routes.match(path)
         if match is None:
             if kind == "websocket":
                 await send_problem(
@@ -78,11 +85,4 @@ class DispatchMiddleware:
         self, scope: Scope, receive: Receive, send: Send, match: Match, identity: Identity | None
     ) -> None:
         """A WebSocket for ``match.upstream``, on behalf of ``identity``."""
-        await send_problem(
-            scope,
-            send,
-            ProblemError(
-                NOT_IMPLEMENTED,
-                f"The gateway does not pass WebSocket connections on to {match.upstream} yet.",
-            ),
-        )
+        await self.websocket_proxy()(scope, receive, send, match.upstream, identity)

@@ -14,6 +14,9 @@ held for one round trip and the commit, not for the whole request), and lock an 
 at all, before any product row. ``reserve`` and ``release`` update their products in product
 id order, so transactions that touch the same products queue instead of waiting in a cycle.
 
+Each change also writes its ``stock.changed`` event to the outbox, in the same transaction and
+while the row lock is held (``events.outbox``).
+
 ``refuse_short`` is the early look, at pricing time: an order short already is refused before
 anything is written. It reads without a lock, so ``reserve`` checks again under it.
 """
@@ -30,7 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shopstack_common.problems import OUT_OF_STOCK, STOCK_LIMIT, ProblemError
 from shopstack_orders.catalog.models import Product
 from shopstack_orders.catalog.schemas import MAX_STOCK
+from shopstack_orders.events.outbox import StockReason, add_stock_event
 from shopstack_orders.metrics import OUT_OF_STOCK_REJECTIONS
+
+# Every stock change counts one version; its event carries the new one.
+_NEXT_VERSION = Product.stock_version + 1
 
 
 @dataclass(frozen=True)
@@ -69,16 +76,26 @@ async def reserve(*, session: AsyncSession, lines: Sequence[StockLine]) -> None:
     taken: set[uuid.UUID] = set()
     failed: uuid.UUID | None = None
     for product_id in sorted(wanted):
-        left = await session.scalar(
-            update(Product)
-            .where(Product.id == product_id, Product.stock >= wanted[product_id])
-            .values(stock=Product.stock - wanted[product_id])
-            .returning(Product.stock)
-            .execution_options(synchronize_session=False)
-        )
+        left = (
+            await session.execute(
+                update(Product)
+                .where(Product.id == product_id, Product.stock >= wanted[product_id])
+                .values(stock=Product.stock - wanted[product_id], stock_version=_NEXT_VERSION)
+                .returning(Product.stock, Product.stock_version)
+                .execution_options(synchronize_session=False)
+            )
+        ).one_or_none()
         if left is None:
             failed = product_id
             break
+        add_stock_event(
+            session=session,
+            product_id=product_id,
+            version=left.stock_version,
+            stock=left.stock,
+            change=-wanted[product_id],
+            reason=StockReason.RESERVED,
+        )
         taken.add(product_id)
     if failed is None:
         return
@@ -102,11 +119,22 @@ async def reserve(*, session: AsyncSession, lines: Sequence[StockLine]) -> None:
 async def release(*, session: AsyncSession, lines: Sequence[StockLine]) -> None:
     """Give every line's units back."""
     for line in sorted(lines, key=lambda line: line.product_id):
-        await session.execute(
-            update(Product)
-            .where(Product.id == line.product_id)
-            .values(stock=Product.stock + line.quantity)
-            .execution_options(synchronize_session=False)
+        row = (
+            await session.execute(
+                update(Product)
+                .where(Product.id == line.product_id)
+                .values(stock=Product.stock + line.quantity, stock_version=_NEXT_VERSION)
+                .returning(Product.stock, Product.stock_version)
+                .execution_options(synchronize_session=False)
+            )
+        ).one()
+        add_stock_event(
+            session=session,
+            product_id=line.product_id,
+            version=row.stock_version,
+            stock=row.stock,
+            change=line.quantity,
+            reason=StockReason.RELEASED,
         )
 
 
@@ -116,10 +144,18 @@ async def restock(*, session: AsyncSession, product_id: uuid.UUID, quantity: int
     product: Product | None = await session.scalar(
         update(Product)
         .where(Product.id == product_id, Product.stock <= MAX_STOCK - quantity)
-        .values(stock=Product.stock + quantity)
+        .values(stock=Product.stock + quantity, stock_version=_NEXT_VERSION)
         .returning(Product)
     )
     if product is not None:
+        add_stock_event(
+            session=session,
+            product_id=product_id,
+            version=product.stock_version,
+            stock=product.stock,
+            change=quantity,
+            reason=StockReason.RESTOCKED,
+        )
         return product
     current = await session.scalar(select(Product.stock).where(Product.id == product_id))
     if current is None:

@@ -33,6 +33,7 @@ from shopstack_orders.cache import ProductCache
 from shopstack_orders.catalog import stock
 from shopstack_orders.catalog.models import Product
 from shopstack_orders.catalog.stock import StockLine
+from shopstack_orders.events.outbox import add_order_event
 from shopstack_orders.idempotency import service as idempotency
 from shopstack_orders.idempotency.schemas import Outcome
 from shopstack_orders.metrics import ORDER_TRANSITIONS, ORDERS_PLACED, ORDERS_PLACED_VALUE
@@ -149,6 +150,17 @@ async def _create(
     )
     session.add(order)
     await session.flush()
+    add_order_event(
+        session=session,
+        order_id=order.id,
+        user_id=order.user_id,
+        version=1,
+        status=OrderStatus.PENDING,
+        previous=None,
+        actor=buyer.subject,
+        total=order.total,
+        currency=order.currency,
+    )
     return OrderPublic.model_validate(order)
 
 
@@ -263,6 +275,17 @@ async def _transition(
     order.status = target.value
     order.transitions.append(
         OrderTransition(from_status=current, to_status=target, actor=actor.subject)
+    )
+    add_order_event(
+        session=session,
+        order_id=order.id,
+        user_id=order.user_id,
+        version=len(order.transitions),
+        status=target,
+        previous=current,
+        actor=actor.subject,
+        total=order.total,
+        currency=order.currency,
     )
     await session.flush()
     ORDER_TRANSITIONS.labels(current.value, target.value).inc()

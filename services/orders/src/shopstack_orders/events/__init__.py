@@ -1,0 +1,1 @@
+"""Order and stock events: the outbox written with each change, and the relay to Redis."""
