@@ -1,6 +1,7 @@
 """Live order status through NGINX and the gateway to orders (`make up`), with the
 `websockets` client: a ticket from the gateway, one's own events and nobody else's, resume
-after a dropped connection, an expired or used ticket. (A slow client is checked at orders,
+after a dropped connection, an expired or used ticket, and a client that stops reading cut
+off with a close code. (orders' bounded queue and its 4001 are checked at orders,
 services/orders/tests/events/test_live.py: through NGINX on loopback the socket buffers hold
 tens of megabytes, and a client that stops reading fails the heartbeat first.)"""
 
@@ -11,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from tests.e2e.conftest import LocalPlatform, _platform
 from tests.e2e.shopping import bearer, register, sign_in
@@ -235,3 +242,49 @@ async def read_until_closed(connection: ClientConnection) -> None:
     with contextlib.suppress(ConnectionClosed):
         while True:
             await asyncio.wait_for(connection.recv(), 30)
+
+
+async def test_a_client_that_stops_reading_is_disconnected_with_a_close_code(shop: Shop) -> None:
+    """A client that reads nothing (so answers no ping either) while events are produced is
+    cut off by the platform, and what it was sent ends with a close frame: it is not kept and
+    buffered for without bound. The socket's receive buffer is small so that little is held
+    on its side."""
+    before = shop.orders_metric("shopstack_orders_event_connections")
+    protocol = ClientProtocol(parse_uri(shop.url(shop.ticket(shop.admin))))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", shop.platform.ports["nginx"]))
+    with sock:
+        protocol.send_request(protocol.connect())
+        sock.sendall(b"".join(protocol.data_to_send()))
+        sock.settimeout(15)
+        received: list[object] = []
+        while not any(isinstance(event, Response) for event in received):
+            protocol.receive_data(sock.recv(4096))
+            received += protocol.events_received()
+        assert protocol.state is State.OPEN, protocol.handshake_exc
+        await wait_for_metric(shop, "shopstack_orders_event_connections", before + 1)
+
+        product = shop.product()
+        customer = shop.customer("silent")
+        for _ in range(20):
+            shop.order(customer, product)
+
+        # The client still reads nothing: the platform must end the connection by itself.
+        await wait_for_metric(shop, "shopstack_orders_event_connections", before)
+        sock.settimeout(30)
+        while chunk := sock.recv(65536):
+            protocol.receive_data(chunk)
+    received += protocol.events_received()
+    frames = [event for event in received if isinstance(event, Frame)]
+    closes = [frame for frame in frames if frame.opcode is Opcode.CLOSE]
+    assert closes, f"no close frame among {len(frames)} frames"
+    assert Close.parse(closes[-1].data).code in {1011, 4001}
+
+
+async def wait_for_metric(shop: Shop, name: str, value: float) -> None:
+    for _ in range(1200):
+        if shop.orders_metric(name) == value:
+            return
+        await asyncio.sleep(0.1)
+    pytest.fail(f"{name} never became {value} (it is {shop.orders_metric(name)})")
