@@ -221,16 +221,18 @@ def _pid(platform: LocalPlatform, service: str) -> int:
     return int(record["pgid"])
 
 
-async def test_sigterm_closes_websockets_with_1001(platform: LocalPlatform) -> None:
-    """orders told to stop closes its connections with 1001 (not uvicorn's 1012) and the
-    gateway passes the code on to the client. Straight to the gateway: the supervisor stops
-    NGINX first, whose graceful stop waits for upgraded connections."""
+@pytest.mark.parametrize("service", ["orders", "gateway"])
+async def test_sigterm_closes_websockets_with_1001(platform: LocalPlatform, service: str) -> None:
+    """A service told to stop closes its connections with 1001 (not uvicorn's 1012): orders'
+    code is passed on by the gateway, and the gateway's own reaches the client. Straight to
+    the gateway: the supervisor stops NGINX first, whose graceful stop waits for upgraded
+    connections."""
     platform.start()
     shop = Shop(platform)
     try:
         gateway = f"ws://127.0.0.1:{platform.ports['gateway']}{EVENTS}"
         first = await connect(f"{gateway}?ticket={shop.ticket(shop.admin)}", open_timeout=15)
-        os.kill(_pid(platform, "orders"), signal.SIGTERM)
+        os.kill(_pid(platform, service), signal.SIGTERM)
         await read_until_closed(first)
         assert first.close_code == 1001
     finally:
