@@ -88,6 +88,9 @@ coverage: $(VENV_STAMP) ## make test, then the combined coverage report as HTML 
 	@$(if $(REUSE),true,$(MAKE) test) || { code=$$?; $(COVERAGE) html; exit $$code; }
 	$(COVERAGE) html
 
+# The services whose modules are at 85% with every survivor listed; make ci holds them there.
+MUTATION_HELD := gateway
+
 .PHONY: mutation
 mutation: $(VENV_STAMP) ## mutation testing (mutmut) of stock, idempotency, order states, refresh tokens, password hashing, token checks and rate limits; fails under 85% killed per module or on an unlisted survivor (MUTATE=gateway: one service)
 	$(RUN) python -m shopstack_devstack.mutation run $(MUTATE)
@@ -196,6 +199,7 @@ test-rehearse: $(VENV_STAMP) ## the deploy rehearsal's own tests: small manifest
 ci: ## what CI runs: lint, types, every test on embedded servers, then the container tiers
 	$(MAKE) lint
 	SHOPSTACK_TEST_BACKEND=embedded $(MAKE) test
+	$(MAKE) mutation MUTATE="$(MUTATION_HELD)"
 	$(MAKE) test-browser
 	$(MAKE) test-contract
 	$(MAKE) test-monitoring-live
