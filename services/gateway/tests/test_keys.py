@@ -206,16 +206,22 @@ def test_a_document_that_is_not_a_jwks_is_an_error(body: Any) -> None:
         parse_jwks(body, EDDSA)
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
 def _private_jwk(kid: str) -> dict[str, Any]:
+    """A whole Ed25519 key pair as a JWK: one PyJWK would load as a usable key."""
     private = Ed25519PrivateKey.generate()
-    raw = private.private_bytes_raw()
-    return {**jwk(kid), "d": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()}
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": _b64(public),
+            "d": _b64(private.private_bytes_raw())}  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "skipped",
     [
-        {"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "kid": 5},
+        {**jwk("ignored"), "kid": 5},
         {"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "kid": ""},
         {"kty": "oct", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "kid": "symmetric"},
         {"kty": "nope", "kid": "broken"},
@@ -251,6 +257,7 @@ async def test_a_fresh_key_is_not_refetched_once_the_interval_has_passed(clock: 
     await keys.get("a")
     clock.now += 10  # past the refetch interval, well within the keys' lifetime
     await keys.get("a")
+    await asyncio.sleep(0)  # a refetch would run in the background
     assert source.fetches == 1
     assert "a" in keys
     assert "b" not in keys
@@ -317,3 +324,23 @@ async def test_an_http_fetch_that_is_not_200_names_the_status(serve_upstream: An
     async with serve_upstream(app) as url, aiohttp.ClientSession() as session:
         with pytest.raises(RuntimeError, match=r"^JWKS at .*/jwks answered 503$"):
             await http_fetcher(session, f"{url}/jwks", 5)()
+
+
+async def test_a_hung_jwks_fetch_times_out(serve_upstream: Any) -> None:
+    release = asyncio.Event()
+
+    async def hung(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"keys": []})
+
+    app = web.Application()
+    app.router.add_get("/jwks", hung)
+    async with serve_upstream(app) as url, aiohttp.ClientSession() as session:
+        fetch = http_fetcher(session, f"{url}/jwks", 0.2)
+        task = asyncio.create_task(fetch())
+        # 5 s bounds the test; the fetch must have given up long before on its own timeout.
+        done, _ = await asyncio.wait({task}, timeout=5)
+        release.set()
+        assert task in done, "the fetch had no timeout of its own"
+        with pytest.raises(TimeoutError):
+            task.result()

@@ -112,3 +112,14 @@ async def test_a_redis_outage_is_logged_once_with_its_error_and_its_end(
     # One failure reached Redis; the request in the cooldown never tried it.
     assert recovered.occurrences == 1  # type: ignore[attr-defined]
     await dead.aclose()
+
+
+def test_a_refusal_carries_its_headers_in_lowercase_as_asgi_wants() -> None:
+    policy = Policy(name="user", limit=5, window_seconds=60)
+    refused = Decision(policy, allowed=False, remaining=0, retry_after_seconds=1.5,
+                       reset_seconds=3)  # fmt: skip
+    assert refused.headers() == [
+        (b"ratelimit-policy", b'"user";q=5;w=60'),
+        (b"ratelimit", b'"user";r=0;t=2'),
+        (b"retry-after", b"2"),
+    ]

@@ -35,10 +35,11 @@ def verifier(issuer: TokenIssuer, *, cache_size: int = 0, leeway: float = 30) ->
         Keys(issuer), algorithms=EDDSA, default_ttl=300, min_ttl=30, max_ttl=3600,
         min_refresh_seconds=0,
     )  # fmt: skip
+    # No cache is the default: only a size given turns it on.
+    sized = {"cache_size": cache_size} if cache_size else {}
     return TokenVerifier(
-        keys, issuer=ISSUER, audience=AUDIENCE, algorithms=EDDSA, leeway_seconds=leeway,
-        cache_size=cache_size,
-    )  # fmt: skip
+        keys, issuer=ISSUER, audience=AUDIENCE, algorithms=EDDSA, leeway_seconds=leeway, **sized
+    )
 
 
 class CountingDecode:
@@ -219,3 +220,10 @@ async def test_the_cache_keeps_at_most_its_size_dropping_the_oldest() -> None:
     await verifying.verify(first)
     await verifying.verify(second)
     assert list(verifying._verified) == [second]
+
+
+async def test_an_audience_list_that_holds_the_gateways_is_accepted() -> None:
+    # RFC 7519 §4.1.3: aud may be an array; the gateway only needs to be in it.
+    token = _mint(aud=[AUDIENCE, "reports"])
+    identity = await verifier(ISSUER_FOR_CASES).verify(token)
+    assert identity.client_id == "web"
