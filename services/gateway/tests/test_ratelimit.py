@@ -123,3 +123,12 @@ def test_a_refusal_carries_its_headers_in_lowercase_as_asgi_wants() -> None:
         (b"ratelimit", b'"user";r=0;t=2'),
         (b"retry-after", b"2"),
     ]
+
+
+def test_an_allowed_request_is_told_when_its_window_refills() -> None:
+    policy = Policy(name="user", limit=5, window_seconds=60)
+    allowed = Decision(policy, allowed=True, remaining=4, retry_after_seconds=0, reset_seconds=2.5)
+    assert allowed.headers() == [
+        (b"ratelimit-policy", b'"user";q=5;w=60'),
+        (b"ratelimit", b'"user";r=4;t=3'),
+    ]
