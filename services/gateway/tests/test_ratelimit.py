@@ -132,3 +132,14 @@ def test_an_allowed_request_is_told_when_its_window_refills() -> None:
         (b"ratelimit-policy", b'"user";q=5;w=60'),
         (b"ratelimit", b'"user";r=4;t=3'),
     ]
+
+
+async def test_redis_is_tried_again_once_the_cooldown_is_over(redis_client: aioredis.Redis) -> None:
+    dead = aioredis.Redis.from_url(DEAD_REDIS, socket_timeout=0.2)
+    policy = Policy(name="user", limit=5, window_seconds=60)
+    # No cooldown: the next request after a failure already goes to Redis.
+    limiter = RateLimiter(dead, fail_open=True, cooldown_seconds=0)
+    assert await limiter.check(policy, "x") is None
+    limiter._script = redis_client.register_script(GCRA_SCRIPT)  # Redis is back
+    assert await limiter.check(policy, "x") is not None
+    await dead.aclose()
