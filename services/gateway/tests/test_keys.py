@@ -4,12 +4,21 @@ import asyncio
 import base64
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from prometheus_client import REGISTRY
 
-from shopstack_gateway.keys import JwksDocument, KeySet, KeysUnavailableError, max_age, parse_jwks
+from shopstack_gateway.keys import (
+    JwksDocument,
+    KeySet,
+    KeysUnavailableError,
+    http_fetcher,
+    max_age,
+    parse_jwks,
+)
 
 EDDSA = frozenset({"EdDSA"})
 
@@ -195,3 +204,143 @@ def test_only_public_signing_keys_of_allowed_algorithms_are_kept() -> None:
 def test_a_document_that_is_not_a_jwks_is_an_error(body: Any) -> None:
     with pytest.raises(ValueError, match="JWKS"):
         parse_jwks(body, EDDSA)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _private_jwk(kid: str) -> dict[str, Any]:
+    """A whole Ed25519 key pair as a JWK: one PyJWK would load as a usable key."""
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "kid": kid, "x": _b64(public),
+            "d": _b64(private.private_bytes_raw())}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "skipped",
+    [
+        {**jwk("ignored"), "kid": 5},
+        {"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "kid": ""},
+        {"kty": "oct", "k": "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "kid": "symmetric"},
+        {"kty": "nope", "kid": "broken"},
+        "not even an object",
+    ],
+    ids=["kid-not-text", "kid-empty", "symmetric", "broken", "not-an-object"],
+)
+def test_a_skipped_key_leaves_the_keys_after_it(skipped: Any) -> None:
+    # HS256 allowed on purpose: a symmetric key is refused for what it is, not its algorithm.
+    body = {"keys": [skipped, jwk("after")]}
+    assert sorted(parse_jwks(body, frozenset({"EdDSA", "HS256"}))) == ["after"]
+
+
+def test_a_private_key_in_the_set_is_never_used() -> None:
+    assert parse_jwks({"keys": [_private_jwk("private")]}, EDDSA) == {}
+
+
+def test_a_document_without_keys_says_so() -> None:
+    with pytest.raises(ValueError, match=r"^not a JWKS document \(no keys list\)$"):
+        parse_jwks({}, EDDSA)
+
+
+async def test_no_keys_says_the_signing_keys_are_unavailable(clock: FakeClock) -> None:
+    source = Source("a")
+    source.failing = True
+    with pytest.raises(KeysUnavailableError, match=r"^token signing keys are unavailable$"):
+        await key_set(source, clock).get("a")
+
+
+async def test_a_fresh_key_is_not_refetched_once_the_interval_has_passed(clock: FakeClock) -> None:
+    source = Source("a", max_age=300)
+    keys = key_set(source, clock, min_refresh_seconds=5)
+    await keys.get("a")
+    clock.now += 10  # past the refetch interval, well within the keys' lifetime
+    await keys.get("a")
+    await asyncio.sleep(0)  # a refetch would run in the background
+    assert source.fetches == 1
+    assert "a" in keys
+    assert "b" not in keys
+
+
+async def test_keys_are_refetched_at_the_moment_they_expire(clock: FakeClock) -> None:
+    source = Source("a", max_age=300)
+    keys = key_set(source, clock)
+    await keys.get("a")
+    clock.now = 300.0
+    await keys.get("a")
+    await asyncio.sleep(0)
+    assert source.fetches == 2
+
+
+async def test_an_unknown_kid_waits_the_whole_interval(clock: FakeClock) -> None:
+    source = Source("a")
+    keys = key_set(source, clock, min_refresh_seconds=5)
+    await keys.get("a")
+    clock.now += 4.5
+    assert await keys.get("b") is None
+    assert source.fetches == 1
+
+
+def _fetches(outcome: str) -> float:
+    return (
+        REGISTRY.get_sample_value("shopstack_gateway_jwks_fetches_total", {"outcome": outcome})
+        or 0.0
+    )
+
+
+async def test_fetches_are_counted_by_outcome(clock: FakeClock) -> None:
+    source = Source("a")
+    ok, error = _fetches("ok"), _fetches("error")
+    keys = key_set(source, clock)
+    await keys.refresh()
+    source.failing = True
+    clock.now += 10
+    await keys.refresh()
+    assert (_fetches("ok") - ok, _fetches("error") - error) == (1, 1)
+
+
+async def test_the_http_fetch_asks_for_json_and_reads_max_age(serve_upstream: Any) -> None:
+    seen: dict[str, str] = {}
+
+    async def jwks(request: web.Request) -> web.Response:
+        seen["accept"] = request.headers.get("Accept", "")
+        return web.json_response({"keys": []}, headers={"Cache-Control": "max-age=42"})
+
+    app = web.Application()
+    app.router.add_get("/jwks", jwks)
+    async with serve_upstream(app) as url, aiohttp.ClientSession() as session:
+        document = await http_fetcher(session, f"{url}/jwks", 5)()
+    assert seen["accept"] == "application/json"
+    assert document.max_age == 42
+
+
+async def test_an_http_fetch_that_is_not_200_names_the_status(serve_upstream: Any) -> None:
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=503)
+
+    app = web.Application()
+    app.router.add_get("/jwks", broken)
+    async with serve_upstream(app) as url, aiohttp.ClientSession() as session:
+        with pytest.raises(RuntimeError, match=r"^JWKS at .*/jwks answered 503$"):
+            await http_fetcher(session, f"{url}/jwks", 5)()
+
+
+async def test_a_hung_jwks_fetch_times_out(serve_upstream: Any) -> None:
+    release = asyncio.Event()
+
+    async def hung(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"keys": []})
+
+    app = web.Application()
+    app.router.add_get("/jwks", hung)
+    async with serve_upstream(app) as url, aiohttp.ClientSession() as session:
+        fetch = http_fetcher(session, f"{url}/jwks", 0.2)
+        task = asyncio.create_task(fetch())
+        # 5 s bounds the test; the fetch must have given up long before on its own timeout.
+        done, _ = await asyncio.wait({task}, timeout=5)
+        release.set()
+        assert task in done, "the fetch had no timeout of its own"
+        with pytest.raises(TimeoutError):
+            task.result()

@@ -1,12 +1,19 @@
 """The limiter on the real Redis (the ``redis_url`` fixture), never a stand-in for it."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-from shopstack_gateway.ratelimit import Decision, Policy, RateLimiter, RateLimiterUnavailableError
+from shopstack_gateway.ratelimit import (
+    GCRA_SCRIPT,
+    Decision,
+    Policy,
+    RateLimiter,
+    RateLimiterUnavailableError,
+)
 
 from .conftest import DEAD_REDIS
 
@@ -81,4 +88,58 @@ async def test_dead_redis_fails_open_or_closed_as_configured() -> None:
     assert await RateLimiter(dead, fail_open=True).check(policy, "x") is None
     with pytest.raises(RateLimiterUnavailableError):
         await RateLimiter(dead, fail_open=False).check(policy, "x")
+    await dead.aclose()
+
+
+async def test_a_redis_outage_is_logged_once_with_its_error_and_its_end(
+    redis_client: aioredis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = aioredis.Redis.from_url(DEAD_REDIS, socket_timeout=0.2)
+    policy = Policy(name="user", limit=5, window_seconds=60)
+    limiter = RateLimiter(dead, fail_open=True, cooldown_seconds=60)
+    caplog.set_level(logging.INFO, logger="shopstack_gateway.ratelimit")
+    assert await limiter.check(policy, "x") is None
+    assert await limiter.check(policy, "x") is None  # cooling down: Redis is left alone
+    [failing] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert failing.getMessage().startswith("rate limiting (Redis) failing: ")
+    assert "Connect" in failing.getMessage() or "refused" in failing.getMessage()
+    # Redis is back (the limiter's script now reaches a live one) once the cooldown is over.
+    limiter._script = redis_client.register_script(GCRA_SCRIPT)
+    limiter._skip_until = 0.0
+    assert await limiter.check(policy, "x") is not None
+    [recovered] = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert recovered.getMessage() == "rate limiting (Redis) recovered"
+    # One failure reached Redis; the request in the cooldown never tried it.
+    assert recovered.occurrences == 1  # type: ignore[attr-defined]
+    await dead.aclose()
+
+
+def test_a_refusal_carries_its_headers_in_lowercase_as_asgi_wants() -> None:
+    policy = Policy(name="user", limit=5, window_seconds=60)
+    refused = Decision(policy, allowed=False, remaining=0, retry_after_seconds=1.5,
+                       reset_seconds=3)  # fmt: skip
+    assert refused.headers() == [
+        (b"ratelimit-policy", b'"user";q=5;w=60'),
+        (b"ratelimit", b'"user";r=0;t=2'),
+        (b"retry-after", b"2"),
+    ]
+
+
+def test_an_allowed_request_is_told_when_its_window_refills() -> None:
+    policy = Policy(name="user", limit=5, window_seconds=60)
+    allowed = Decision(policy, allowed=True, remaining=4, retry_after_seconds=0, reset_seconds=2.5)
+    assert allowed.headers() == [
+        (b"ratelimit-policy", b'"user";q=5;w=60'),
+        (b"ratelimit", b'"user";r=4;t=3'),
+    ]
+
+
+async def test_redis_is_tried_again_once_the_cooldown_is_over(redis_client: aioredis.Redis) -> None:
+    dead = aioredis.Redis.from_url(DEAD_REDIS, socket_timeout=0.2)
+    policy = Policy(name="user", limit=5, window_seconds=60)
+    # No cooldown: the next request after a failure already goes to Redis.
+    limiter = RateLimiter(dead, fail_open=True, cooldown_seconds=0)
+    assert await limiter.check(policy, "x") is None
+    limiter._script = redis_client.register_script(GCRA_SCRIPT)  # Redis is back
+    assert await limiter.check(policy, "x") is not None
     await dead.aclose()

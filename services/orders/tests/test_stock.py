@@ -154,3 +154,37 @@ async def wait_for_lock_waiter(database_url: str) -> None:
                 return
             await asyncio.sleep(0.02)
     raise AssertionError("the order never waited for the row lock")
+
+
+async def test_a_reservation_that_loses_the_race_names_what_each_line_could_have(
+    make_product: ProductFactory, database_url: str
+) -> None:
+    """The lines were priced while the stock sufficed and others took it before the row lock:
+    the reservation takes nothing and says what each line could have had, its own decrements
+    counted back. Placing orders reaches this path only when a race is lost, so it is driven
+    here directly."""
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from shopstack_common.problems import ProblemError
+    from shopstack_common.settings import sqlalchemy_url
+    from shopstack_orders.catalog.stock import StockLine, reserve
+
+    # Rows are locked in id order: the first is taken before the second is found short.
+    first, second = sorted(
+        [await make_product(stock=5), await make_product(stock=5)], key=lambda p: p["id"]
+    )
+    lines = [StockLine(uuid.UUID(first["id"]), 4), StockLine(uuid.UUID(second["id"]), 6)]
+    engine = create_async_engine(sqlalchemy_url(database_url, "asyncpg"))
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            with pytest.raises(ProblemError) as refused:
+                await reserve(session=session, lines=lines)
+            await session.rollback()
+    finally:
+        await engine.dispose()
+    errors = refused.value.errors
+    # The first line's 4 units, taken and about to be rolled back, still count as available.
+    assert [(e["field"], e["message"]) for e in errors] == [("items[1].quantity", "5 available")]
+    assert str(refused.value) == f"Not enough stock for {second['sku']} (5 available)."
+    assert stock_in_db(database_url, first) == 5
+    assert stock_in_db(database_url, second) == 5

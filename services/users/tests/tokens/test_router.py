@@ -281,6 +281,31 @@ def test_unknown_refresh_tokens_are_invalid_grant(api: UsersApi, token: str) -> 
     oauth_error(response, 400, expected)
 
 
+def test_a_disabled_accounts_refresh_token_is_invalid_grant(
+    client: FlaskClient, api: UsersApi
+) -> None:
+    user = api.register()
+    token = api.token().json["refresh_token"]
+    response = client.patch(
+        f"/api/v1/users/{user['id']}",
+        json={"is_active": False},
+        headers=api.as_user(api.admin()["id"], "admin"),
+    )
+    assert response.status_code == 200
+    refused = refresh(api, token)
+    oauth_error(refused, 400, "invalid_grant")
+    assert refused.json["error_description"] == "The refresh token is invalid, expired or revoked."
+
+
+def test_a_refresh_counts_as_a_refresh_token_grant(api: UsersApi) -> None:
+    api.register()
+    token = api.token().json["refresh_token"]
+    labels = {"grant_type": "refresh_token"}
+    before = sample("shopstack_users_tokens_issued_total", labels)
+    assert refresh(api, token).status_code == 200
+    assert sample("shopstack_users_tokens_issued_total", labels) == before + 1
+
+
 def test_expired_refresh_token_is_invalid_grant(api: UsersApi) -> None:
     api.register()
     token = api.token().json["refresh_token"]
