@@ -56,6 +56,8 @@ def test_a_broken_config_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyP
         LocalNginx(prefix=tmp_path / "out", listen="127.0.0.1:1", gateway="127.0.0.1:2").prepare()
 
 
+# Debian's nginx comes with the live monitoring tier (make test-monitoring-live installs it).
+@pytest.mark.monitoring_live
 def test_the_status_server_is_there_only_when_asked(tmp_path: Path) -> None:
     plain = LocalNginx(prefix=tmp_path / "plain", listen="127.0.0.1:18080", gateway="127.0.0.1:1")
     plain.prepare()

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -109,10 +111,11 @@ class RateLimiter:
         *,
         fail_open: bool,
         cooldown_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._script = redis.register_script(GCRA_SCRIPT)
         self.fail_open = fail_open
-        self._backoff = BackOff(cooldown_seconds)
+        self._backoff = BackOff(cooldown_seconds, clock=clock)
         self._burst = BurstLogger(logger)
 
     async def check(self, policy: Policy, partition: str) -> Decision | None:
