@@ -49,6 +49,16 @@ async def test_burst_passes_then_limited_then_refills(redis_client: aioredis.Red
     assert refilled.allowed
 
 
+async def test_a_decision_says_when_its_window_refills_in_seconds(
+    redis_client: aioredis.Redis,
+) -> None:
+    limiter = RateLimiter(redis_client, fail_open=True)
+    policy = Policy(name="user", limit=4, window_seconds=8)  # one request refills in 2 s
+    first = decided(await limiter.check(policy, "refill"))
+    assert 0 < first.reset_seconds <= 2.0
+    assert first.retry_after_seconds == 0
+
+
 async def test_buckets_are_per_partition_and_expire(redis_client: aioredis.Redis) -> None:
     limiter = RateLimiter(redis_client, fail_open=True)
     policy = Policy(name="address", limit=1, window_seconds=60)
