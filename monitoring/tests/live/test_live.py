@@ -367,6 +367,7 @@ def test_every_target_is_up_and_every_rule_healthy(
         "gateway",
         "users",
         "orders",
+        "orders-relay",
         "postgres",
         "redis",
         "nginx",
