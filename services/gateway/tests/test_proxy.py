@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 import httpx
 import pytest
 from aiohttp import web
 
-from shopstack_gateway.proxy import public_location
+from shopstack_gateway.proxy import WHOLE_BODY_BYTES, public_location
 from shopstack_gateway.upstreams import origin_of
 
 from .conftest import NOWHERE, GatewayFactory, Issuer, UpstreamServer
@@ -41,6 +42,18 @@ def echo_app() -> web.Application:
         await response.write_eof()
         return response
 
+    async def broken(request: web.Request) -> web.StreamResponse:
+        # Promises a body of ?length= bytes, sends 10 of them and is gone (or stalls).
+        response = web.StreamResponse()
+        response.content_length = int(request.query.get("length", "1000"))
+        await response.prepare(request)
+        await response.write(b"0123456789")
+        if request.query.get("stall"):
+            await asyncio.sleep(2)
+        assert request.transport is not None
+        request.transport.abort()
+        return response
+
     async def teapot(_: web.Request) -> web.Response:
         return web.json_response({"detail": "short and stout"}, status=418)
 
@@ -61,6 +74,7 @@ def echo_app() -> web.Application:
     app.router.add_get("/api/v1/products/slow", slow)
     app.router.add_get("/api/v1/products/stream", stream)
     app.router.add_get("/api/v1/products/teapot", teapot)
+    app.router.add_get("/api/v1/products/broken", broken)
     app.router.add_get("/api/v1/products/", redirect)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app
@@ -113,6 +127,39 @@ async def test_chunked_request_body_streams_through(
 async def test_streamed_response_arrives_whole(gateway: httpx.AsyncClient) -> None:
     response = await gateway.get("/api/v1/products/stream")
     assert response.text == "".join(f"chunk-{i}\n" for i in range(5))
+
+
+async def test_an_upstream_gone_in_the_middle_of_a_small_answer_is_502_problem(
+    gateway: httpx.AsyncClient,
+) -> None:
+    response = await gateway.get("/api/v1/products/broken")
+    assert response.status_code == 502
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"].endswith("/upstream-unreachable")
+
+
+async def test_an_upstream_stalled_in_the_middle_of_a_small_answer_is_504_problem(
+    gateway: httpx.AsyncClient,
+) -> None:
+    response = await gateway.get("/api/v1/products/broken", params={"stall": "1"})
+    assert response.status_code == 504
+    assert response.json()["type"].endswith("/upstream-timeout")
+
+
+async def test_a_large_answer_streams_so_a_break_in_it_cuts_the_connection(
+    gateway: httpx.AsyncClient,
+) -> None:
+    # The status and headers went out already: the proxy raises, and the server (uvicorn)
+    # cuts the client's connection, so the client knows the body is incomplete.
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await gateway.get("/api/v1/products/broken", params={"length": WHOLE_BODY_BYTES + 1})
+
+
+async def test_head_answers_with_the_length_and_no_body(gateway: httpx.AsyncClient) -> None:
+    response = await gateway.head("/api/v1/products")
+    assert response.status_code == 200
+    assert int(response.headers["content-length"]) > 0
+    assert response.content == b""
 
 
 async def test_forwarding_headers_are_set(gateway: httpx.AsyncClient) -> None:

@@ -1,12 +1,14 @@
 """The streaming reverse proxy, as a plain ASGI callable.
 
-Bodies stream both ways (nothing is buffered whole); hop-by-hop headers are dropped, the
-``X-Forwarded-*`` headers are set and the verified identity is added (the client's own identity
-headers are gone already: ``middleware/identity_headers.py``); ``traceparent`` carries the
-gateway's span to the upstream. Statuses and bodies from the upstream pass through unchanged,
-except that a ``Location`` or ``Content-Location`` on the upstream's own origin becomes a path,
-so no answer carries an upstream's address. Only failures the gateway sees itself become its
-own problem+json answers (413, 502, 503, 504).
+Bodies stream both ways; only an answer of a known length up to ``WHOLE_BODY_BYTES`` is read
+whole before any of it is sent, so an upstream that dies in the middle of a small answer (most
+of them: JSON) becomes a clean 502 or 504 problem instead of a cut connection. Hop-by-hop
+headers are dropped, the ``X-Forwarded-*`` headers are set and the verified identity is added
+(the client's own identity headers are gone already: ``middleware/identity_headers.py``);
+``traceparent`` carries the gateway's span to the upstream. Statuses and bodies from the
+upstream pass through unchanged, except that a ``Location`` or ``Content-Location`` on the
+upstream's own origin becomes a path, so no answer carries an upstream's address. Only failures
+the gateway sees itself become its own problem+json answers (413, 502, 503, 504).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+# Answers of a known length up to this are read whole before the gateway sends any of them.
+WHOLE_BODY_BYTES = 256 * 1024
 _DROPPED_REQUEST = HOP_BY_HOP | {"host", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
 # uvicorn writes the gateway's own Date (and no Server); the upstream's would be a duplicate.
 _DROPPED_RESPONSE = HOP_BY_HOP | {REQUEST_ID_HEADER.lower(), "date", "server"}
@@ -277,9 +281,29 @@ class Proxy:
                 )
         else:
             try:
-                await relay(response, send, upstream.origin)
+                await self._answer(scope, send, match.upstream, upstream.origin, response)
             finally:
                 response.release()
+
+    async def _answer(
+        self,
+        scope: Scope,
+        send: Send,
+        name: str,
+        origin: Origin | None,
+        response: aiohttp.ClientResponse,
+    ) -> None:
+        """The upstream's answer; a small one that breaks off is the gateway's 502 or 504."""
+        try:
+            whole = await read_whole(response)
+        except TimeoutError:
+            problem = ProblemError(UPSTREAM_TIMEOUT, f"{name} did not finish its answer in time.")
+        except aiohttp.ClientError:
+            problem = ProblemError(UPSTREAM_UNREACHABLE, f"{name} broke off its answer.")
+        else:
+            await relay(response, send, origin, whole)
+            return
+        await send_problem(scope, send, problem)
 
     def _too_large(self) -> ProblemError:
         return ProblemError(
@@ -301,11 +325,29 @@ def _body_headers(scope: Scope) -> tuple[bytes | None, bool, bool]:
     return content_length, chunked, idempotency_key
 
 
+async def read_whole(response: aiohttp.ClientResponse) -> bytes | None:
+    """The body, when its length is known and at most ``WHOLE_BODY_BYTES``; else None (it
+    streams). Raises what aiohttp raises when the upstream breaks off or stalls."""
+    length = response.content_length
+    if length is None or length > WHOLE_BODY_BYTES:
+        return None
+    if response.method == "HEAD" or response.status in (204, 304):
+        return None  # no body follows, whatever Content-Length says
+    body = await response.content.read()
+    if len(body) != length:
+        raise aiohttp.ClientPayloadError(f"{len(body)} of {length} bytes")
+    return body
+
+
 async def relay(
-    response: aiohttp.ClientResponse, send: Send, upstream_origin: Origin | None
+    response: aiohttp.ClientResponse,
+    send: Send,
+    upstream_origin: Origin | None,
+    whole: bytes | None = None,
 ) -> None:
-    """Status, headers and body as they come. An upstream that fails mid-body raises here:
-    the server then cuts the connection, which tells the client the body is incomplete."""
+    """Status, headers and body: ``whole`` when it was read already, else as they come. An
+    upstream that fails in the middle of a streamed body raises here: the server then cuts the
+    connection, which tells the client the body is incomplete."""
     await send(
         {
             "type": "http.response.start",
@@ -313,6 +355,9 @@ async def relay(
             "headers": response_headers(response.headers, upstream_origin),
         }
     )
+    if whole is not None:
+        await send({"type": "http.response.body", "body": whole})
+        return
     content = response.content
     while True:
         chunk = await content.readany()
