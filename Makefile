@@ -80,7 +80,7 @@ COVERAGE := $(RUN) python -m shopstack_devstack.coverage_floors
 test: TIER_PYTEST = $(RUN) coverage run -m pytest
 test: $(VENV_STAMP) $(HELM) monitoring-tools ## unit, integration and end-to-end tests (backend: containers if Docker answers and has the images, else embedded), line and branch coverage per package held to its floor
 	@rm -rf $(COVERAGE_DATA) && mkdir -p $(COVERAGE_DATA)
-	$(call PYTEST_TIER,)
+	$(call PYTEST_TIER,--durations=25)
 	$(COVERAGE) check
 
 .PHONY: coverage

@@ -55,9 +55,10 @@ def start_metrics_server(settings: ServiceSettings) -> None:
 KEEP_ALIVE_SECONDS = 5
 
 
-def serve_asgi(app: str, settings: ServiceSettings) -> None:
+def serve_asgi(app: str, settings: ServiceSettings, **uvicorn_options: Any) -> None:
     """Run ``app`` (``package.module:attribute``) under uvicorn. Our own middleware writes the
-    access log, so uvicorn's is off. With one worker, SIGTERM drains (``DrainingServer``)."""
+    access log, so uvicorn's is off. With one worker, SIGTERM drains (``DrainingServer``).
+    ``uvicorn_options`` are a service's own (the gateway's WebSocket heartbeat)."""
     prepare_multiprocess_metrics(settings.service_name, settings.web_concurrency)
     start_metrics_server(settings)
 
@@ -74,6 +75,7 @@ def serve_asgi(app: str, settings: ServiceSettings) -> None:
         "server_header": False,
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "timeout_graceful_shutdown": int(settings.graceful_timeout_seconds),
+        **uvicorn_options,
     }
     if settings.web_concurrency > 1:
         # uvicorn's worker processes build their own (plain) Server.

@@ -14,4 +14,11 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the gateway under uvicorn (options: environment)")
     parser.parse_args(argv)
-    serve_asgi("shopstack_gateway.asgi:app", GatewaySettings())
+    settings = GatewaySettings()
+    # One heartbeat for both ends of a proxied WebSocket: uvicorn pings the client end.
+    serve_asgi(
+        "shopstack_gateway.asgi:app",
+        settings,
+        ws_ping_interval=settings.websocket_ping_interval_seconds,
+        ws_ping_timeout=settings.websocket_ping_timeout_seconds,
+    )

@@ -179,9 +179,9 @@ class GatewaySettings(ServiceSettings):
     overview_timeout_seconds: PositiveFloat = 3.0
     # WebSockets: a ticket opens one within this long (events/tickets.py) ...
     websocket_ticket_ttl_seconds: PositiveFloat = 30.0
-    # ... and the gateway pings the upstream end of a proxied one this often, closing it when
-    # no pong comes within the timeout (uvicorn pings the client end every 20 s likewise;
-    # NGINX's read timeout must be longer than both).
+    # ... and the gateway pings both ends of a proxied one this often (uvicorn the client's,
+    # the proxy the upstream's), closing it when no pong comes within the timeout. NGINX's
+    # read timeout must be longer than both together.
     websocket_ping_interval_seconds: PositiveFloat = 20.0
     websocket_ping_timeout_seconds: PositiveFloat = 20.0
     # Messages from the upstream held for a client that reads slowly; past it the client is
