@@ -24,6 +24,7 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -322,14 +323,16 @@ def monitored(
 ) -> Iterator[LocalPlatform]:
     root = tmp_path_factory.mktemp("live")
     monitoring = render_monitoring(root / "monitoring", webhook)
-    names = ("nginx", "gateway", "users", "orders", "orders_relay", "postgres", "prometheus",
-             "alertmanager", "postgres_exporter", "redis_exporter", "nginx_exporter",
+    names = ("nginx", "gateway", "gateway_extra", "users", "orders", "orders_relay", "postgres",
+             "prometheus", "alertmanager", "postgres_exporter", "redis_exporter", "nginx_exporter",
              "nginx_status")  # fmt: skip
     stack = LocalPlatform(
         data_dir=root / "devstack",
         ports={name: free_port() for name in names},
         extra_env={
             "SHOPSTACK_MONITORING": "1",
+            # Two gateways, as in the cluster: each is a target of the gateway job.
+            "SHOPSTACK_GATEWAY_INSTANCES": "2",
             "SHOPSTACK_MONITORING_DIR": str(monitoring),
             "REDIS_URL": redis.url,
         },
@@ -375,11 +378,20 @@ def test_every_target_is_up_and_every_rule_healthy(
         "alertmanager",
     }
 
-    def targets() -> dict[str, str]:
+    def targets() -> dict[tuple[str, str], str]:
         found = prometheus.get("/api/v1/targets")["activeTargets"]
-        return {t["labels"]["job"]: t["health"] for t in found}
+        return {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in found}
 
-    wait_for("every target up", lambda: targets() == dict.fromkeys(jobs, "up"), targets)
+    def every_target_up() -> bool:
+        found = targets()
+        per_job = Counter(job for job, _ in found)
+        return (
+            set(per_job) == jobs
+            and per_job["gateway"] == 2
+            and all(health == "up" for health in found.values())
+        )
+
+    wait_for("every target up", every_target_up, targets)
 
     def exporters_reach_their_servers() -> list[dict[str, Any]]:
         return prometheus.query("pg_up == 1 or redis_up == 1 or nginx_up == 1")

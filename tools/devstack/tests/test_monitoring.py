@@ -27,13 +27,15 @@ PORTS = MonitoringPorts(
 
 def test_every_job_scrapes_where_the_stack_runs_it(tmp_path: Path) -> None:
     monitoring = LocalMonitoring(source=MONITORING_DIR, root=tmp_path, ports=PORTS)
-    monitoring.prepare({"gateway": 18000, "users": 18001, "orders": 18002, "orders-relay": 18012})
+    monitoring.prepare(
+        {"gateway": [18000, 18010], "users": [18001], "orders": [18002], "orders-relay": [18012]}
+    )
     config = yaml.safe_load(monitoring.prometheus_config.read_text())
     targets = {
         job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
     }
     assert targets == {
-        "gateway": ["127.0.0.1:18000"],
+        "gateway": ["127.0.0.1:18000", "127.0.0.1:18010"],
         "users": ["127.0.0.1:18001"],
         "orders": ["127.0.0.1:18002"],
         "orders-relay": ["127.0.0.1:18012"],

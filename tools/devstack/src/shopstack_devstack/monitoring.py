@@ -83,22 +83,24 @@ class LocalMonitoring:
     def alertmanager_config(self) -> Path:
         return self.root / "alertmanager.yml"
 
-    def prepare(self, services: dict[str, int]) -> None:
-        """Write the configurations: ``services`` maps each service's job to its port."""
+    def prepare(self, services: dict[str, list[int]]) -> None:
+        """Write the configurations: ``services`` maps each service's job to the ports of its
+        instances (every gateway instance is a target of the one job, as in the cluster)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        targets = {job: f"127.0.0.1:{port}" for job, port in services.items()}
+        targets = {job: [f"127.0.0.1:{port}" for port in ports] for job, ports in services.items()}
+        alertmanager = f"127.0.0.1:{self.ports.alertmanager}"
         targets |= {
-            "postgres": f"127.0.0.1:{self.ports.postgres_exporter}",
-            "redis": f"127.0.0.1:{self.ports.redis_exporter}",
-            "nginx": f"127.0.0.1:{self.ports.nginx_exporter}",
-            "prometheus": f"127.0.0.1:{self.ports.prometheus}",
-            "alertmanager": f"127.0.0.1:{self.ports.alertmanager}",
+            "postgres": [f"127.0.0.1:{self.ports.postgres_exporter}"],
+            "redis": [f"127.0.0.1:{self.ports.redis_exporter}"],
+            "nginx": [f"127.0.0.1:{self.ports.nginx_exporter}"],
+            "prometheus": [f"127.0.0.1:{self.ports.prometheus}"],
+            "alertmanager": [alertmanager],
         }
         config = render_prometheus_config(
             _load(self.source / "prometheus" / "prometheus.yml"),
             source=self.source / "prometheus",
             targets=targets,
-            alertmanager=targets["alertmanager"],
+            alertmanager=alertmanager,
         )
         self.prometheus_config.write_text(yaml.safe_dump(config, sort_keys=False))
         shutil.copyfile(self.source / "alertmanager" / "alertmanager.yml", self.alertmanager_config)
@@ -170,9 +172,9 @@ class LocalMonitoring:
 
 
 def render_prometheus_config(
-    config: dict[str, Any], *, source: Path, targets: dict[str, str], alertmanager: str
+    config: dict[str, Any], *, source: Path, targets: dict[str, list[str]], alertmanager: str
 ) -> dict[str, Any]:
-    """``config`` with each job's target from ``targets`` (jobs without one dropped), the
+    """``config`` with each job's targets from ``targets`` (jobs without any dropped), the
     Alertmanager at ``alertmanager`` and rule files resolved against ``source``."""
     rendered = dict(config)
     rendered["rule_files"] = [
@@ -183,8 +185,8 @@ def render_prometheus_config(
     jobs = []
     for job in config.get("scrape_configs", []):
         name = job["job_name"]
-        if name in targets:
-            jobs.append({**job, "static_configs": [{"targets": [targets[name]]}]})
+        if targets.get(name):
+            jobs.append({**job, "static_configs": [{"targets": targets[name]}]})
     rendered["scrape_configs"] = jobs
     return rendered
 

@@ -318,10 +318,10 @@ class Stack:
         s = self.settings
         monitoring.prepare(
             {
-                "gateway": s.gateway_port,
-                "users": s.users_port,
-                "orders": s.orders_port,
-                "orders-relay": s.orders_relay_port,
+                "gateway": list(s.gateway_ports),
+                "users": [s.users_port],
+                "orders": [s.orders_port],
+                "orders-relay": [s.orders_relay_port],
             }
         )
         exporters = [
