@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from shopstack_gateway.config import GatewaySettings
 from shopstack_orders.config import OrdersSettings
+from shopstack_rehearse.ingress_nginx import UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS
 from shopstack_users.config import UsersSettings
 
 from .conftest import (
@@ -258,6 +259,16 @@ def test_probes_ports_and_a_shutdown_that_finishes_requests(render: Render, comp
     assert "emptyDir" in volumes["tmp"]
     assert "emptyDir" in volumes["metrics"]
     assert pod_spec(deployment)["topologySpreadConstraints"]
+
+
+@pytest.mark.parametrize("values", VALUES)
+def test_the_gateway_keeps_idle_connections_longer_than_the_ingress_controller(
+    render: Render, values: str
+) -> None:
+    """Else the controller may write a request on a connection the gateway is closing: reset,
+    and a 502 for a POST, which it cannot send again."""
+    config = named(render(values), "ConfigMap", name("gateway"))["data"]
+    assert int(config["KEEP_ALIVE_SECONDS"]) > UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS
 
 
 def test_autoscaling_is_on_for_the_gateway_and_orders(render: Render) -> None:

@@ -4,6 +4,7 @@ closes (issue 15, defect 7: NGINX's requests on such connections were reset)."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -36,12 +37,12 @@ serve_asgi("__main__:app", Settings(port=int(sys.argv[1]), graceful_timeout_seco
 """
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[subprocess.Popen[str], int]]:
+@contextlib.contextmanager
+def serving(**env: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(port)],
-        env={**os.environ, "ENVIRONMENT": "test"},
+        env={**os.environ, "ENVIRONMENT": "test", **env},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -49,10 +50,18 @@ def server() -> Iterator[tuple[subprocess.Popen[str], int]]:
         assert process.poll() is None, process.communicate()[0]
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
-    yield process, port
-    if process.poll() is None:
-        process.kill()
-    process.communicate(timeout=10)
+    try:
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    with serving() as running:
+        yield running
 
 
 def test_a_request_on_an_open_keep_alive_connection_is_answered_after_sigterm(
@@ -82,3 +91,17 @@ def test_a_request_on_an_open_keep_alive_connection_is_answered_after_sigterm(
     kept.close()
     # uvicorn ends by raising the signal it caught again, once it has shut down.
     assert process.wait(20) in (0, -signal.SIGTERM)
+
+
+def test_an_idle_connection_is_closed_after_keep_alive_seconds() -> None:
+    """KEEP_ALIVE_SECONDS reaches the server: at 1 s, an idle connection is closed well
+    before the default 5 s would close it (the chart sets more for the gateway, to outlast
+    the ingress controller's idle connections)."""
+    with serving(KEEP_ALIVE_SECONDS="1") as (_, port):
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        kept.request("GET", "/")
+        assert kept.getresponse().read() == b"ok"
+        assert kept.sock is not None
+        kept.sock.settimeout(3)  # past 1 s, short of the default 5 s
+        assert kept.sock.recv(1) == b"", "the server kept the idle connection open"
+        kept.close()

@@ -55,6 +55,8 @@ def test_ingress_path_types_become_locations_with_the_annotations() -> None:
     assert "location /docs/" not in text
     assert "location /raw {" in text
     assert "client_max_body_size 8m;" in text
+    # The controller's own idle timeout for its pool of connections to the pods.
+    assert "keepalive_timeout 60s;" in text
     assert "proxy_read_timeout 30s;" in text
     # Nothing routes "/" on that host, nor anything on any other host: 404 problem+json.
     assert text.count("return 404") == 2

@@ -123,6 +123,9 @@ PORT: {{ .values.containerPorts.http | quote }}
 METRICS_PORT: {{ .values.containerPorts.metrics | quote }}
 WEB_CONCURRENCY: {{ .values.workers | quote }}
 GRACEFUL_TIMEOUT_SECONDS: {{ .values.gracefulTimeoutSeconds | quote }}
+{{- with .values.keepAliveSeconds }}
+KEEP_ALIVE_SECONDS: {{ . | quote }}
+{{- end }}
 FORWARDED_ALLOW_IPS: {{ join "," .root.Values.trustedProxies.cidrs | quote }}
 {{- /* Several workers share their samples through this directory. One keeps them in memory,
 where prometheus-client also keeps exemplars (trace ids on the latency histograms). */}}

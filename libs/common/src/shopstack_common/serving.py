@@ -49,10 +49,10 @@ def start_metrics_server(settings: ServiceSettings) -> None:
     start_http_server(settings.metrics_port, addr=settings.host, registry=registry)
 
 
-# uvicorn closes a keep-alive connection after this long idle. A proxy in front must keep its
-# own idle connections for less (NGINX: ``keepalive_timeout`` of its upstream), so it always
-# closes first and never sends a request on a connection the server is closing.
-KEEP_ALIVE_SECONDS = 5
+# After SIGTERM, idle connections are left this long to the proxy, which closes them itself:
+# NGINX here after 4 s idle; in a cluster the pod has left the Service's endpoints during the
+# preStop pause already, so the controller no longer picks them.
+DRAIN_SECONDS = 6
 
 
 def serve_asgi(app: str, settings: ServiceSettings, **uvicorn_options: Any) -> None:
@@ -73,7 +73,7 @@ def serve_asgi(app: str, settings: ServiceSettings, **uvicorn_options: Any) -> N
         "proxy_headers": True,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "server_header": False,
-        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "timeout_keep_alive": settings.keep_alive_seconds,
         "timeout_graceful_shutdown": int(settings.graceful_timeout_seconds),
         **uvicorn_options,
     }
@@ -83,7 +83,7 @@ def serve_asgi(app: str, settings: ServiceSettings, **uvicorn_options: Any) -> N
         return
     from shopstack_common.draining import DrainingServer
 
-    server = DrainingServer(uvicorn.Config(app, **options), drain_seconds=KEEP_ALIVE_SECONDS + 1)
+    server = DrainingServer(uvicorn.Config(app, **options), drain_seconds=DRAIN_SECONDS)
     server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)

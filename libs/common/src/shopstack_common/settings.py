@@ -56,6 +56,11 @@ class ServiceSettings(BaseSettings):
     metrics_port: int | None = shared("METRICS_PORT", None, ge=1, le=65535)
     # In-flight requests get this long to finish after SIGTERM.
     graceful_timeout_seconds: PositiveFloat = shared("GRACEFUL_TIMEOUT_SECONDS", 20.0)
+    # An idle keep-alive connection is closed after this long. The proxy in front must keep its
+    # idle ones for less, so that it always closes first and never writes a request on a
+    # connection the server is closing: NGINX here keeps them 4 s; in a cluster the ingress
+    # controller's pool is the longer one (ingress-nginx: 60 s), and the chart sets more.
+    keep_alive_seconds: int = shared("KEEP_ALIVE_SECONDS", 5, ge=1)
     # Peers whose X-Forwarded-For / -Proto are believed (the proxy in front): addresses or
     # CIDR ranges, comma-separated; never "*" outside development.
     forwarded_allow_ips: str = shared("FORWARDED_ALLOW_IPS", "127.0.0.1")

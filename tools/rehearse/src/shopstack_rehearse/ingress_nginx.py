@@ -208,6 +208,12 @@ def from_http_route(
                     routes.add(host, Location(location, upstreams, settings, obj.ref))
 
 
+# ingress-nginx's upstream-keepalive-timeout (its ConfigMap, cluster-wide; no annotation sets
+# it per Ingress): how long the controller keeps an idle connection to a pod. The gateway's
+# own keep-alive (the chart's gateway.keepAliveSeconds) must be longer.
+UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS = 60
+
+
 def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
@@ -224,7 +230,8 @@ def render(routes: Routes, listen: int = 80) -> str:
                 f"    server {address} weight={weight};\n" for address, weight in targets
             )
             upstream_blocks.append(
-                f"  upstream {names[key]} {{\n{servers}    keepalive 16;\n  }}\n"
+                f"  upstream {names[key]} {{\n{servers}    keepalive 16;\n"
+                f"    keepalive_timeout {UPSTREAM_KEEPALIVE_TIMEOUT_SECONDS}s;\n  }}\n"
             )
         return names[key]
 
