@@ -186,21 +186,44 @@ async def test_concurrent_misses_rebuild_once(
 # -- Redis down or slow -------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def blackhole_redis_url() -> AsyncIterator[str]:
+class Blackhole:
     """A server that accepts connections and never answers: Redis at its slowest."""
-    held: list[asyncio.StreamWriter] = []
 
-    async def swallow(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
+    def __init__(self) -> None:
+        self.held: list[asyncio.StreamWriter] = []
+        self.url = ""
 
-    server = await asyncio.start_server(swallow, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    yield f"redis://127.0.0.1:{port}/0"
-    for writer in held:
+    async def swallow(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.held.append(writer)
+
+
+@pytest.fixture
+async def blackhole() -> AsyncIterator[Blackhole]:
+    hole = Blackhole()
+    server = await asyncio.start_server(hole.swallow, "127.0.0.1", 0)
+    hole.url = f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    yield hole
+    for writer in hole.held:
         writer.close()
     server.close()
     await server.wait_closed()
+
+
+@pytest.fixture
+def blackhole_redis_url(blackhole: Blackhole) -> str:
+    return blackhole.url
+
+
+async def test_a_hung_redis_costs_a_read_one_timeout_not_one_per_client_retry(
+    make_client: ClientFactory, make_product: ProductFactory, blackhole: Blackhole
+) -> None:
+    """The back-off decides when Redis is tried again; a client-side retry would reconnect
+    and wait out the timeout again, several times over, on the request that met it."""
+    product = await make_product()
+    async with make_client(redis_url=blackhole.url, redis_retry_after_seconds=60) as degraded:
+        read = await degraded.get(f"{PRODUCTS}/{product['id']}")
+    assert read.status_code == 200
+    assert len(blackhole.held) == 1, f"{len(blackhole.held)} connections for one read"
 
 
 @pytest.mark.parametrize("failure", ["down", "slow"])

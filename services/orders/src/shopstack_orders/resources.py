@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shopstack_common.health import AsyncCheck
@@ -65,6 +67,9 @@ async def open_resources(settings: OrdersSettings) -> AsyncIterator[Resources]:
         socket_timeout=settings.redis_timeout_seconds,
         socket_connect_timeout=settings.redis_timeout_seconds,
         decode_responses=True,
+        # The back-off decides when to try again (as in users and the gateway); redis-py's
+        # retries, were its default to change, would multiply the timeout a hung Redis costs.
+        retry=Retry(NoBackoff(), 0),
     )
     purge = None
     if settings.idempotency_purge_interval_seconds > 0:
