@@ -61,3 +61,6 @@ class DevstackSettings(BaseSettings):
     # part after another, the order before start-up ran in parallel (the start benchmark's
     # baseline, and a plainer log to read when a start-up goes wrong).
     start_order: str = Field(default="parallel", pattern="^(parallel|sequential)$")
+    # Compile the bytecode before the services start (bytecode.py). false: each process
+    # compiles what it imports as it starts, as before (the start benchmark's first baseline).
+    compile_bytecode: bool = True

@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from shopstack_devstack.bytecode import compile_all, installed_packages_compiled
 from shopstack_devstack.logview import LogView
 from shopstack_devstack.monitoring import (
     LocalMonitoring,
@@ -218,6 +219,18 @@ class Stack:
         redis_ready = self._launch_redis()
         self._start_postgres()
         redis_ready()
+
+    def _compile(self) -> None:
+        """Before the first Python process starts (see bytecode.py); after the data stores,
+        so a wrong DATABASE_URL is still the first thing said."""
+        if not self.settings.compile_bytecode:
+            return
+        self._begin("bytecode")
+        packages = not installed_packages_compiled()
+        if packages:
+            self.view.say("compiling the installed packages' bytecode (once)")
+        compile_all(packages=packages)
+        self._end("bytecode")
 
     def _begin(self, phase: str) -> None:
         self.phases[phase] = [time.monotonic() - self._started]
@@ -480,10 +493,10 @@ class Stack:
                 nginx_binary(stub_status=True)
 
         steps: list[Callable[[], None]] = (
-            [prepare, self._start_postgres, self._start_redis, self._migrate,
+            [prepare, self._start_postgres, self._start_redis, self._compile, self._migrate,
              self._start_services]
             if self.settings.start_order == "sequential"
-            else [prepare, self._start_data_stores, self._migrate_and_serve]
+            else [prepare, self._start_data_stores, self._compile, self._migrate_and_serve]
         )  # fmt: skip
         try:
             return self.supervisor.run(
