@@ -137,8 +137,9 @@ def measure(
     headers: dict[str, str],
     *,
     profile: Path | None = None,
-) -> tuple[WrkResult, float]:
-    """One wrk run, and the server's CPU milliseconds per request during it; with
+) -> tuple[WrkResult, float, float]:
+    """One wrk run, the server's CPU milliseconds per request during it and the cores it
+    kept busy (CPU seconds per second); with
     ``profile``, py-spy records the server meanwhile into that file."""
     spy = None
     if profile is not None:
@@ -154,7 +155,7 @@ def measure(
     if spy is not None and spy.wait(60) != 0:
         raise SystemExit(f"py-spy failed (exit {spy.returncode}) on {pid}")
     requests = result.requests_per_second * duration
-    return result, 1000 * spent / requests if requests else float("nan")
+    return result, 1000 * spent / requests if requests else float("nan"), spent / duration
 
 
 def main() -> None:  # noqa: PLR0915 - one straight script: set up, measure, print
@@ -236,7 +237,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script: set up, measure, pri
             )
             header = (
                 f"{'conns':>5}  {'service':<34}{'rps':>8}{'p50 ms':>9}{'p99 ms':>9}"
-                f"{'CPU ms/req':>12}"
+                f"{'CPU ms/req':>12}{'cores':>7}"
             )
             print(header)
             print("-" * len(header))
@@ -245,17 +246,19 @@ def main() -> None:  # noqa: PLR0915 - one straight script: set up, measure, pri
             for connections in connection_counts:
                 runs: dict[str, list[WrkResult]] = {name: [] for name in targets}
                 cpu: dict[str, list[float]] = {name: [] for name in targets}
+                busy: dict[str, list[float]] = {name: [] for name in targets}
                 for round_ in range(args.rounds):
                     for name, (url, _port) in targets.items():
                         profiling = (
                             args.profile and round_ == 0 and connections == max(connection_counts)
                         )
-                        result, per_request = measure(
+                        result, per_request, cores = measure(
                             url, pids[name], connections, args.duration, headers,
                             profile=logs / f"{name.split()[0]}.py-spy.txt" if profiling else None,
                         )  # fmt: skip
                         runs[name].append(result)
                         cpu[name].append(per_request)
+                        busy[name].append(cores)
                         if result.non_2xx or result.errors:
                             problems.append(
                                 f"{name} c{connections}: {result.non_2xx} non-2xx {result.errors}"
@@ -266,6 +269,7 @@ def main() -> None:  # noqa: PLR0915 - one straight script: set up, measure, pri
                         f"{connections:>5}  {name:<34}{result.requests_per_second:>8.0f}"
                         f"{result.p50_ms:>9.2f}{result.p99_ms:>9.2f}"
                         f"{statistics.median(cpu[name]):>12.3f}"
+                        f"{statistics.median(busy[name]):>7.2f}"
                     )
                 users, orders = kept[USERS], kept[ORDERS]
                 ratio = users.requests_per_second / orders.requests_per_second
@@ -286,7 +290,10 @@ def main() -> None:  # noqa: PLR0915 - one straight script: set up, measure, pri
                         baseline_name=f"{ORDERS}", baseline=statistics.median(cpu[ORDERS]),
                     ),
                 ]  # fmt: skip
-            print("\n(ratio = users rps / orders rps; CPU: the server's processes, per request)")
+            print(
+                "\n(ratio = users rps / orders rps; CPU: the server's processes, per request;"
+                " cores: their CPU seconds per second of the run)"
+            )
             if args.profile:
                 for name in targets:
                     print_profile(name, logs / f"{name.split()[0]}.py-spy.txt")
