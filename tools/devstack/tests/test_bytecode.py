@@ -14,4 +14,3 @@ def test_the_workspace_sources_are_compiled_and_nothing_else(tmp_path: Path) -> 
     for path in sources:
         assert Path(importlib.util.cache_from_source(str(path))).exists(), path
     assert not Path(importlib.util.cache_from_source(str(elsewhere))).exists()
-
