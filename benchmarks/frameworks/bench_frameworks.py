@@ -160,7 +160,7 @@ def measure(
 
 def main() -> None:  # noqa: PLR0915 - one straight script: set up, measure, print
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "4")))
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "3")))
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("BENCH_THREADS", "4")))
     parser.add_argument(
