@@ -147,6 +147,15 @@ bench-gateway-clients: $(VENV_STAMP) ## the proxy's HTTP client, measured: aioht
 	@$(MAKE) wrk
 	$(RUN) python services/gateway/benchmarks/bench_clients.py
 
+.PHONY: bench-footprint
+bench-footprint: $(VENV_STAMP) ## make up's warm start (parallel vs as before, phases) and every process's RSS/PSS/USS idle (BENCH_ROUNDS=1)
+	$(RUN) python benchmarks/footprint/bench_footprint.py
+
+.PHONY: bench-frameworks
+bench-frameworks: $(VENV_STAMP) ## the same cached read by id in users (Flask, gunicorn gthread) and orders (FastAPI, uvicorn), one worker each (wrk; PROFILE=1: py-spy too)
+	@$(MAKE) wrk
+	$(if $(PROFILE),PROFILE=1) $(RUN) python benchmarks/frameworks/bench_frameworks.py
+
 .PHONY: wrk
 wrk:
 	@command -v wrk >/dev/null || { echo "installing wrk (apt-get)"; \

@@ -146,3 +146,14 @@ def test_the_cli_runs_the_flask_commands(
     with pytest.raises(SystemExit) as exited:
         cli.main(["create-client", "--client-id", client_id, "--scope", "orders:read"])
     assert exited.value.code == 0
+
+
+def test_gunicorn_runs_with_a_fixed_mmap_threshold_unless_one_is_set() -> None:
+    # The argon2id blocks are then given back to the OS after every hash (see cli.py).
+    assert cli.serving_environment({"PATH": "/bin"}) == {
+        "PATH": "/bin",
+        "MALLOC_MMAP_THRESHOLD_": str(1024 * 1024),
+    }
+    assert cli.serving_environment({"MALLOC_MMAP_THRESHOLD_": "65536"}) == {
+        "MALLOC_MMAP_THRESHOLD_": "65536"
+    }

@@ -5,8 +5,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from shopstack_devstack.logview import LogView
-from shopstack_devstack.processes import Child, Supervisor
+from shopstack_devstack.processes import Child, StartupError, Supervisor, Wait
 
 # A parent that starts a grandchild ignoring SIGTERM, like a server with workers.
 STUBBORN_FAMILY = """
@@ -73,3 +75,42 @@ def test_leftovers_of_a_killed_run_are_reaped(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert not _alive(orphan)
     assert not (tmp_path / "orphan.pid").exists()
+
+
+def test_wait_all_starts_what_waited_once_its_need_is_met(tmp_path: Path) -> None:
+    supervisor = Supervisor(LogView(io.StringIO()), tmp_path)
+    done: list[str] = []
+    migrate = supervisor.start(Child("migrate", ["true"]))
+    server = supervisor.start(Child("server", ["sleep", "600"]))
+    waits = []
+
+    def migrated() -> None:
+        assert supervisor.finished(migrate) == 0
+        done.append("migrate")
+        # What may start only now joins the same wait.
+        late = supervisor.start(Child("late", ["sleep", "600"]))
+        waits.append(Wait(late, lambda: True, "late", lambda: done.append("late")))
+
+    waits += [
+        Wait(migrate, lambda: migrate.process is not None and migrate.process.poll() is not None,
+             "migrate", migrated),
+        Wait(server, lambda: "migrate" in done, "server", lambda: done.append("server")),
+    ]  # fmt: skip
+    supervisor.wait_all(waits, timeout=30)
+    assert set(done) == {"migrate", "server", "late"}
+    assert done.index("migrate") < done.index("late")
+    assert migrate not in supervisor.children  # a finished one-off is not restarted
+    supervisor.stop_all()
+
+
+def test_wait_all_fails_for_a_child_that_exits_and_for_one_never_ready(tmp_path: Path) -> None:
+    supervisor = Supervisor(LogView(io.StringIO()), tmp_path)
+    dying = supervisor.start(Child("dying", ["sh", "-c", "echo broken config; exit 3"]))
+    assert dying.process is not None
+    dying.process.wait()
+    with pytest.raises(StartupError, match="dying exited while starting"):
+        supervisor.wait_all([Wait(dying, lambda: False, "never")], timeout=30)
+    slow = supervisor.start(Child("slow", ["sleep", "600"]))
+    with pytest.raises(StartupError, match=r"slow not ready after 0s \(its readyz\)"):
+        supervisor.wait_all([Wait(slow, lambda: False, "its readyz", timeout=0.2)], timeout=30)
+    supervisor.stop_all()

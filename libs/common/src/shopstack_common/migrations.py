@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
 from sqlalchemy import Connection, MetaData, create_engine, pool, text
+
+# Alembic (with Mako and Pygments behind it, about 9 MiB) loads only where migrations run:
+# every serving process imports this module for ``service_metadata`` and never migrates.
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
 
 # Constraint names are set by rule, so migrations written by hand and by autogenerate agree
 # and a constraint can be dropped by a name known in advance.
@@ -33,6 +37,8 @@ def service_metadata(schema: str) -> MetaData:
 
 
 def alembic_config(script_location: Path, url: str, schema: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.attributes["url"] = url
@@ -41,6 +47,8 @@ def alembic_config(script_location: Path, url: str, schema: str) -> Config:
 
 
 def upgrade(script_location: Path, url: str, schema: str, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(script_location, url, schema), revision)
 
 

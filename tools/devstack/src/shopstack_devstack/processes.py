@@ -120,6 +120,19 @@ class Child:
         return self.process is not None and self.process.poll() is None
 
 
+@dataclass
+class Wait:
+    """What ``Supervisor.wait_all`` polls: ``child`` is ready when ``ready()`` says so; then
+    ``then`` runs (to start what depends on it)."""
+
+    child: Child
+    ready: Callable[[], bool]
+    what: str
+    then: Callable[[], None] = lambda: None
+    # Seconds from when the wait was added; None: the timeout wait_all is given.
+    timeout: float | None = None
+
+
 class Supervisor:
     """Starts children each in its own process group, so stopping one stops its workers too.
 
@@ -257,16 +270,26 @@ class Supervisor:
         self.start(child)
         assert child.process is not None
         deadline = time.monotonic() + timeout
-        while (code := child.process.poll()) is None:
+        while (code := self.finished(child)) is None:
             if time.monotonic() > deadline:
                 raise StartupError(f"{child.name} did not finish in {timeout:.0f}s")
             self.stop.sleep(0.05)
-        self.children.remove(child)
-        self._pid_file(child).unlink(missing_ok=True)
-        if child._pump:
-            child._pump.join(5)
-        if child.process.stdout is not None:
-            child.process.stdout.close()
+        return code
+
+    def finished(self, child: Child) -> int | None:
+        """The exit code of a one-off ``child`` once it has exited, its pid file and output
+        tidied away (it is not restarted); None while it runs."""
+        assert child.process is not None
+        code = child.process.poll()
+        if code is None:
+            return None
+        if child in self.children:
+            self.children.remove(child)
+            self._pid_file(child).unlink(missing_ok=True)
+            if child._pump:
+                child._pump.join(5)
+            if child.process.stdout is not None:
+                child.process.stdout.close()
         return code
 
     def wait_until(
@@ -274,13 +297,31 @@ class Supervisor:
     ) -> None:
         """Poll ``ready`` until it is true; fail when ``child`` exits or time runs out, stop
         waiting at once when a stop is asked for."""
-        deadline = time.monotonic() + timeout
-        while not ready():
-            if not child.alive:
-                raise StartupError(f"{child.name} exited while starting:\n{''.join(child.tail)}")
-            if time.monotonic() > deadline:
-                raise StartupError(f"{child.name} not ready after {timeout:.0f}s ({what})")
-            self.stop.sleep(0.1)
+        self.wait_all([Wait(child, ready, what)], timeout=timeout)
+
+    def wait_all(self, waits: list[Wait], *, timeout: float) -> None:
+        """Poll every wait at once; when one's ``ready`` is true its ``then`` runs, and may
+        append more waits (what could start only after it). Fails as ``wait_until`` does, for
+        whichever child exits or is not ready in ``timeout`` seconds from when its wait was
+        added."""
+        deadline: dict[int, float] = {}
+        while waits:
+            for wait in list(waits):
+                limit = timeout if wait.timeout is None else wait.timeout
+                due = deadline.setdefault(id(wait), time.monotonic() + limit)
+                if wait.ready():
+                    waits.remove(wait)
+                    wait.then()
+                    continue
+                child = wait.child
+                if not child.alive:
+                    raise StartupError(
+                        f"{child.name} exited while starting:\n{''.join(child.tail)}"
+                    )
+                if time.monotonic() > due:
+                    raise StartupError(f"{child.name} not ready after {limit:.0f}s ({wait.what})")
+            if waits:
+                self.stop.sleep(0.05)
 
     def _pid_file(self, child: Child) -> Path:
         return self.run_dir / f"{child.name}.pid"

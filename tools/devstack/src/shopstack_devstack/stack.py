@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from shopstack_devstack.bytecode import compile_all, installed_packages_compiled
 from shopstack_devstack.logview import LogView
 from shopstack_devstack.monitoring import (
     LocalMonitoring,
@@ -21,7 +22,7 @@ from shopstack_devstack.monitoring import (
 from shopstack_devstack.nginx import LocalNginx, nginx_binary
 from shopstack_devstack.ports import port_in_use
 from shopstack_devstack.postgres import EmbeddedPostgres
-from shopstack_devstack.processes import Child, StartupError, Supervisor
+from shopstack_devstack.processes import Child, StartupError, Supervisor, Wait
 from shopstack_devstack.redis_server import EmbeddedRedis
 from shopstack_devstack.settings import DevstackSettings
 
@@ -31,6 +32,9 @@ DEV_ADMIN_PASSWORD = "shopstack-dev-admin"  # noqa: S105 - printed in the banner
 # The admin console's service client (it reads a user's orders through the gateway).
 DEV_CONSOLE_CLIENT_SECRET = "shopstack-dev-console-client"  # noqa: S105 - development only
 
+
+# A migration may rewrite a large table: it gets longer than a server's start.
+MIGRATION_TIMEOUT_SECONDS = 300.0
 
 # Every process the log shows, in start order: the name column is as wide as the longest.
 PROCESS_NAMES = ("devstack", "postgres", "redis", "migrate-users", "migrate-orders",
@@ -117,6 +121,10 @@ class Stack:
         self.supervisor = Supervisor(view, settings.data_dir / "run")
         self.database_url = settings.database_url
         self.redis_url = settings.redis_url
+        # Each part's start and end (ready, or finished for a migration), in seconds from the
+        # start of `up`: printed once up, the start benchmark reads them.
+        self.phases: dict[str, list[float]] = {}
+        self._started = time.monotonic()
         self.monitoring: LocalMonitoring | None = None
         if settings.monitoring:
             self.monitoring = LocalMonitoring(
@@ -169,6 +177,7 @@ class Stack:
             check_postgres(self.database_url)
             self.view.say(f"using PostgreSQL at DATABASE_URL ({_redact(self.database_url)})")
             return
+        self._begin("postgres")
         pg = EmbeddedPostgres(self.settings.data_dir / "postgres", self.settings.postgres_port)
         pg.initialise()
         child = self.supervisor.start(
@@ -177,16 +186,57 @@ class Stack:
         pg.wait_ready(self.settings.start_timeout_seconds, alive=self._alive(child))
         pg.ensure_database()
         self.database_url = pg.url
+        self._end("postgres")
 
     def _start_redis(self) -> None:
+        self._launch_redis()()
+
+    def _launch_redis(self) -> Callable[[], None]:
+        """Start Redis; what it returns waits until it answers."""
         if self.redis_url:
             check_redis(self.redis_url)
             self.view.say(f"using Redis at REDIS_URL ({_redact(self.redis_url)})")
-            return
+            return lambda: None
+        self._begin("redis")
         rd = EmbeddedRedis(self.settings.data_dir / "redis", self.settings.redis_port)
         child = self.supervisor.start(Child("redis", rd.command()))
-        rd.wait_ready(self.settings.start_timeout_seconds, alive=self._alive(child))
-        self.redis_url = rd.url
+
+        def wait() -> None:
+            rd.wait_ready(self.settings.start_timeout_seconds, alive=self._alive(child))
+            self.redis_url = rd.url
+            self._end("redis")
+
+        return wait
+
+    def _start_data_stores(self) -> None:
+        """Both embedded: Redis starts while PostgreSQL does (initdb on a first start). A
+        server given by URL is checked first, before anything starts, so a wrong one is one
+        line."""
+        if self.database_url or self.redis_url:
+            self._start_postgres()
+            self._start_redis()
+            return
+        redis_ready = self._launch_redis()
+        self._start_postgres()
+        redis_ready()
+
+    def _compile(self) -> None:
+        """Before the first Python process starts (see bytecode.py); after the data stores,
+        so a wrong DATABASE_URL is still the first thing said."""
+        if not self.settings.compile_bytecode:
+            return
+        self._begin("bytecode")
+        packages = not installed_packages_compiled()
+        if packages:
+            self.view.say("compiling the installed packages' bytecode (once)")
+        compile_all(packages=packages)
+        self._end("bytecode")
+
+    def _begin(self, phase: str) -> None:
+        self.phases[phase] = [time.monotonic() - self._started]
+
+    def _end(self, phase: str) -> None:
+        self.phases[phase].append(time.monotonic() - self._started)
 
     def _alive(self, child: Child) -> Callable[[], bool]:
         """For a wait loop: whether ``child`` still runs, and a stop asked for ends the wait."""
@@ -230,16 +280,46 @@ class Stack:
 
     def _migrate(self) -> None:
         for service in ("users", "orders"):
-            extra = self._users_env() if service == "users" else {}
-            code = self.supervisor.run_to_completion(
-                Child(
-                    f"migrate-{service}",
-                    [sys.executable, "-m", f"shopstack_{service}", "migrate"],
-                    env={**self._service_env(), **extra},
-                )
+            child = self._start_migration(service)
+            self.supervisor.wait_all(
+                [self._migrated(child, service, lambda: None)],
+                timeout=self.settings.start_timeout_seconds,
             )
+
+    def _start_migration(self, service: str) -> Child:
+        self._begin(f"migrate-{service}")
+        extra = self._users_env() if service == "users" else {}
+        return self.supervisor.start(
+            Child(
+                f"migrate-{service}",
+                [sys.executable, "-m", f"shopstack_{service}", "migrate"],
+                env={**self._service_env(), **extra},
+            )
+        )
+
+    def _migrated(self, child: Child, service: str, then: Callable[[], None]) -> Wait:
+        """A wait for a migration to finish; ``then`` runs once it has, successfully."""
+
+        def done() -> None:
+            code = self.supervisor.finished(child)
+            self._end(child.name)
             if code != 0:
                 raise StartupError(f"{service} migrations failed (exit {code})")
+            then()
+
+        return Wait(
+            child, lambda: child.process is not None and child.process.poll() is not None,
+            f"{service} migrations", done, timeout=MIGRATION_TIMEOUT_SECONDS,
+        )  # fmt: skip
+
+    def _ready(self, child: Child, url: str, then: Callable[[], None] = lambda: None) -> Wait:
+        """A wait for ``child`` to answer 200 at ``url``, ending its phase; then ``then``."""
+
+        def done() -> None:
+            self._end(child.name)
+            then()
+
+        return Wait(child, http_ok(url), url, done)
 
     def _serve(
         self, service: str, port: int, workers: int, env: dict[str, str], name: str = ""
@@ -252,6 +332,7 @@ class Stack:
         # where prometheus-client also keeps exemplars (trace ids on the latency histograms).
         if workers > 1:
             server["PROMETHEUS_MULTIPROC_DIR"] = str(run / f"metrics-{name or service}")
+        self._begin(name or service)
         return self.supervisor.start(
             Child(
                 name or service,
@@ -260,7 +341,7 @@ class Stack:
             )
         )
 
-    def _start_services(self) -> None:
+    def _start_users(self, then: Callable[[], None] = lambda: None) -> Wait:
         s = self.settings
         users = self._serve(
             "users",
@@ -268,8 +349,13 @@ class Stack:
             s.users_workers,
             {**self._users_env(), "WEB_THREADS": str(s.users_threads)},
         )
+        return self._ready(users, f"http://127.0.0.1:{s.users_port}/readyz", then)
+
+    def _start_orders(self) -> list[Wait]:
+        s = self.settings
         orders = self._serve("orders", s.orders_port, s.orders_workers, {})
         # `shopstack-orders relay`, as the chart runs it: the outbox to the orders:events stream.
+        self._begin("orders-relay")
         relay = self.supervisor.start(
             Child(
                 "orders-relay",
@@ -277,22 +363,51 @@ class Stack:
                 env={**self._service_env(), "HOST": "127.0.0.1", "PORT": str(s.orders_relay_port)},
             )
         )
-        self._wait_ready(users, f"http://127.0.0.1:{s.users_port}/readyz")
-        self._wait_ready(orders, f"http://127.0.0.1:{s.orders_port}/readyz")
-        self._wait_ready(relay, f"http://127.0.0.1:{s.orders_relay_port}/metrics")
+        return [
+            self._ready(orders, f"http://127.0.0.1:{s.orders_port}/readyz"),
+            self._ready(relay, f"http://127.0.0.1:{s.orders_relay_port}/metrics"),
+        ]
+
+    def _start_gateways(self) -> list[Wait]:
+        s = self.settings
         upstreams = {
             "GATEWAY_UPSTREAMS__USERS__URL": f"http://127.0.0.1:{s.users_port}",
             "GATEWAY_UPSTREAMS__ORDERS__URL": f"http://127.0.0.1:{s.orders_port}",
         }
-        gateways = [
-            self._serve(
+        waits = []
+        for instance, port in enumerate(s.gateway_ports, start=1):
+            gateway = self._serve(
                 "gateway", port, s.gateway_workers, upstreams,
                 name="gateway" if instance == 1 else f"gateway-{instance}",
-            )
-            for instance, port in enumerate(s.gateway_ports, start=1)
-        ]  # fmt: skip
-        for gateway, port in zip(gateways, s.gateway_ports, strict=True):
-            self._wait_ready(gateway, f"http://127.0.0.1:{port}/readyz")
+            )  # fmt: skip
+            waits.append(self._ready(gateway, f"http://127.0.0.1:{port}/readyz"))
+        return waits
+
+    def _start_services(self) -> None:
+        """One part after another (start_order=sequential)."""
+        timeout = self.settings.start_timeout_seconds
+        self.supervisor.wait_all([self._start_users()], timeout=timeout)
+        self.supervisor.wait_all(self._start_orders(), timeout=timeout)
+        self.supervisor.wait_all(self._start_gateways(), timeout=timeout)
+
+    def _migrate_and_serve(self) -> None:
+        """Both migrations at once; each service starts when its own schema is migrated, so
+        orders starts while users still migrates. The gateway starts once users answers: it
+        loads the token signing keys from users as it starts, and without them every
+        token-bearing request would be a 503 until the next fetch."""
+        waits: list[Wait] = []
+
+        def serve_users() -> None:
+            waits.append(self._start_users(then=lambda: waits.extend(self._start_gateways())))
+
+        def serve_orders() -> None:
+            waits.extend(self._start_orders())
+
+        waits += [
+            self._migrated(self._start_migration("users"), "users", serve_users),
+            self._migrated(self._start_migration("orders"), "orders", serve_orders),
+        ]
+        self.supervisor.wait_all(waits, timeout=self.settings.start_timeout_seconds)
 
     def _start_nginx(self) -> None:
         s = self.settings
@@ -304,10 +419,12 @@ class Stack:
             status_listen=self.monitoring.nginx_status_listen if self.monitoring else None,
         )
         nginx.prepare()
+        self._begin("nginx")
         child = self.supervisor.start(
             Child("nginx", nginx.command(), stop_signal=signal.SIGQUIT, stop_timeout=10)
         )
         self._wait_ready(child, f"http://127.0.0.1:{s.nginx_port}/readyz")
+        self._end("nginx")
 
     def _start_monitoring(self) -> None:
         monitoring = self.monitoring
@@ -358,7 +475,7 @@ class Stack:
     # -- the whole ----------------------------------------------------------------------
 
     def up(self, *, fresh: bool) -> int:
-        started = time.monotonic()
+        started = self._started = time.monotonic()
 
         def prepare() -> None:
             self._claim()
@@ -375,12 +492,17 @@ class Stack:
                 self.monitoring.nginx_exporter_command()
                 nginx_binary(stub_status=True)
 
+        steps: list[Callable[[], None]] = (
+            [prepare, self._start_postgres, self._start_redis, self._compile, self._migrate,
+             self._start_services]
+            if self.settings.start_order == "sequential"
+            else [prepare, self._start_data_stores, self._compile, self._migrate_and_serve]
+        )  # fmt: skip
         try:
             return self.supervisor.run(
-                [prepare, self._start_postgres, self._start_redis, self._migrate,
-                 self._start_services, self._start_nginx, self._start_monitoring],
+                [*steps, self._start_nginx, self._start_monitoring],
                 ready=lambda: self._banner(time.monotonic() - started),
-            )  # fmt: skip
+            )
         finally:
             if _running_pid(self._pid_file) == os.getpid():
                 self._pid_file.unlink()
@@ -426,6 +548,9 @@ class Stack:
 
     def _banner(self, elapsed: float) -> None:
         s = self.settings
+        for phase, (begin, *end) in sorted(self.phases.items(), key=lambda item: item[1][0]):
+            took = f"{begin:.2f}s to {end[0]:.2f}s" if end else f"from {begin:.2f}s"
+            self.view.say(f"start-up phase {phase}: {took}")
         lines = [
             f"shopstack is up in {elapsed:.1f}s. Press Ctrl-C to stop.",
             f"  API (NGINX)   http://127.0.0.1:{s.nginx_port}",
