@@ -490,9 +490,11 @@ def _owner_filter(viewer: Identity, params: OrderListParams) -> tuple[str, Colum
     return str(viewer.user_id), Order.user_id == viewer.user_id
 
 
-async def list_orders(
-    *, session: AsyncSession, viewer: Identity, params: OrderListParams
-) -> Page[OrderPublic]:
+def list_statement(viewer: Identity, params: OrderListParams) -> tuple[Select[Order], Sequence[Any]]:
+    """The query of one page of orders (its lines and transitions are loaded after it, by
+    order id), and the scope its cursors are bound to. Keyset all the way: the cursor's
+    ``(created_at, id)`` bounds an index range (``ix_orders_user_id_created_at_id``, or
+    ``ix_orders_created_at_id`` across users), so a deep page costs what the first does."""
     owner, owner_clause = _owner_filter(viewer, params)
     statement = select(Order).where(owner_clause)
     if params.status is not None:
@@ -512,8 +514,15 @@ async def list_orders(
         after = decode_cursor(params.cursor, query=query_scope, key_type=_ORDER_KEY)
         statement = statement.where(tuple_(Order.created_at, Order.id) < tuple_(*after))
     statement = statement.order_by(Order.created_at.desc(), Order.id.desc())
+    return statement.limit(params.limit + 1), query_scope
+
+
+async def list_orders(
+    *, session: AsyncSession, viewer: Identity, params: OrderListParams
+) -> Page[OrderPublic]:
+    statement, query_scope = list_statement(viewer, params)
     async with session.begin():
-        rows = list((await session.scalars(_with_lines(statement.limit(params.limit + 1)))).all())
+        rows = list((await session.scalars(_with_lines(statement))).all())
     items = [OrderPublic.model_validate(row) for row in rows[: params.limit]]
     next_cursor = None
     if len(rows) > params.limit:
