@@ -490,7 +490,9 @@ def _owner_filter(viewer: Identity, params: OrderListParams) -> tuple[str, Colum
     return str(viewer.user_id), Order.user_id == viewer.user_id
 
 
-def list_statement(viewer: Identity, params: OrderListParams) -> tuple[Select[Order], Sequence[Any]]:
+def list_statement(
+    viewer: Identity, params: OrderListParams
+) -> tuple[Select[Order], Sequence[Any]]:
     """The query of one page of orders (its lines and transitions are loaded after it, by
     order id), and the scope its cursors are bound to. Keyset all the way: the cursor's
     ``(created_at, id)`` bounds an index range (``ix_orders_user_id_created_at_id``, or
