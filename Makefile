@@ -205,6 +205,14 @@ bench-users: $(VENV_STAMP) ## users: argon2id cost per login and token endpoint 
 bench-orders: $(VENV_STAMP) ## benchmark concurrent orders on one hot product (ARGS="--concurrency 128 ...")
 	$(RUN) python services/orders/benchmarks/place_orders.py $(ARGS)
 
+.PHONY: bench-orders-hot
+bench-orders-hot: $(VENV_STAMP) ## hot-product orders, the service vs the same transaction as raw SQL (benchmarks/raw_sql_order.py), 0 oversell checked (ARGS="--rounds 3")
+	$(RUN) python services/orders/benchmarks/hot_vs_raw.py $(ARGS)
+
+.PHONY: bench-orders-pages
+bench-orders-pages: $(VENV_STAMP) ## page N of a customer's orders and of the product list at 1,000,000 orders / 100,000 products vs 10,000, plans checked by EXPLAIN (ARGS="--samples 40")
+	$(RUN) python services/orders/benchmarks/pages.py $(ARGS)
+
 .PHONY: bench-websocket
 bench-websocket: $(VENV_STAMP) ## order event WebSockets: memory per connection and delivery p50/p99 at 1,000 connections (ARGS="--connections 2000")
 	$(RUN) python services/gateway/benchmarks/bench_websocket.py $(ARGS)

@@ -153,10 +153,12 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def _load_page(
-    *, session: AsyncSession, params: ProductListParams, after: tuple[Any, uuid.UUID] | None
-) -> Page[ProductPublic]:
-    query_scope = ("products", params.sort.value, params.q, params.active)
+def page_statement(
+    params: ProductListParams, after: tuple[Any, uuid.UUID] | None
+) -> Select[Product]:
+    """The query of one page of products. Keyset all the way: ``after`` bounds a range of
+    ``ix_products_name_id`` or ``ix_products_price_id``, so a deep page costs what the first
+    does (a ``q`` search filters that range; it has no index of its own)."""
     column_name, descending = _SORT_COLUMNS[params.sort]
     column = Product.name if column_name == "name" else Product.price
     statement: Select[Product] = select(Product)
@@ -181,7 +183,15 @@ async def _load_page(
         statement = statement.order_by(column.desc(), Product.id.desc())
     else:
         statement = statement.order_by(column.asc(), Product.id.asc())
-    rows = list((await session.scalars(statement.limit(params.limit + 1))).all())
+    return statement.limit(params.limit + 1)
+
+
+async def _load_page(
+    *, session: AsyncSession, params: ProductListParams, after: tuple[Any, uuid.UUID] | None
+) -> Page[ProductPublic]:
+    query_scope = ("products", params.sort.value, params.q, params.active)
+    column_name, _ = _SORT_COLUMNS[params.sort]
+    rows = list((await session.scalars(page_statement(params, after))).all())
     items = [ProductPublic.model_validate(row) for row in rows[: params.limit]]
     next_cursor = None
     if len(rows) > params.limit:

@@ -26,18 +26,42 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, Table, Uuid, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
 
 from shopstack_common.problems import OUT_OF_STOCK, STOCK_LIMIT, ProblemError
 from shopstack_orders.catalog.models import Product
 from shopstack_orders.catalog.schemas import MAX_STOCK
-from shopstack_orders.events.outbox import StockReason, add_stock_event
+from shopstack_orders.events.outbox import StockReason, add_stock_event, stock_event_from
 from shopstack_orders.metrics import OUT_OF_STOCK_REJECTIONS
 
 # Every stock change counts one version; its event carries the new one.
 _NEXT_VERSION = Product.stock_version + 1
+_PRODUCTS = cast(Table, Product.__table__)
+
+
+def _take_statement() -> Select[tuple[int, int]]:
+    """``stock = stock - n WHERE stock >= n`` and its event, in one statement: the UPDATE and
+    the outbox INSERT are CTEs of one SELECT, so a hot product's row lock is held for one
+    round trip and the commit. Nothing comes back when the stock is short (no event then)."""
+    columns = _PRODUCTS.c
+    quantity = bindparam("p_quantity", type_=Integer())
+    taken = (
+        update(_PRODUCTS)
+        .where(columns.id == bindparam("p_product_id", type_=Uuid()), columns.stock >= quantity)
+        .values(stock=columns.stock - quantity, stock_version=columns.stock_version + 1)
+        .returning(columns.id, columns.stock, columns.stock_version)
+        .cte("taken")
+    )
+    event = stock_event_from(taken, change=-quantity, reason=StockReason.RESERVED).cte("event")
+    return select(taken.c.stock, taken.c.stock_version).add_cte(event)
+
+
+# Built once: this runs for every line of every order.
+_TAKE = _take_statement()
 
 
 @dataclass(frozen=True)
@@ -58,13 +82,14 @@ class Shortage:
     available: int
 
 
-def refuse_short(lines: Sequence[StockLine], products: Mapping[uuid.UUID, Product]) -> None:
-    """409 ``out-of-stock`` if the stock read with ``products`` cannot serve every line."""
-    short = [
-        Shortage(index, line.product_id, product.sku, line.quantity, product.stock)
-        for index, line in enumerate(lines)
-        if (product := products[line.product_id]).stock < line.quantity
-    ]
+def refuse_short(lines: Sequence[StockLine], stocks: Mapping[uuid.UUID, tuple[str, int]]) -> None:
+    """409 ``out-of-stock`` if the stock read at pricing time, ``(sku, stock)`` of each
+    product, cannot serve every line."""
+    short = []
+    for index, line in enumerate(lines):
+        sku, available = stocks[line.product_id]
+        if available < line.quantity:
+            short.append(Shortage(index, line.product_id, sku, line.quantity, available))
     if short:
         raise _out_of_stock(short)
 
@@ -78,24 +103,12 @@ async def reserve(*, session: AsyncSession, lines: Sequence[StockLine]) -> None:
     for product_id in sorted(wanted):
         left = (
             await session.execute(
-                update(Product)
-                .where(Product.id == product_id, Product.stock >= wanted[product_id])
-                .values(stock=Product.stock - wanted[product_id], stock_version=_NEXT_VERSION)
-                .returning(Product.stock, Product.stock_version)
-                .execution_options(synchronize_session=False)
+                _TAKE, {"p_product_id": product_id, "p_quantity": wanted[product_id]}
             )
         ).one_or_none()
         if left is None:
             failed = product_id
             break
-        add_stock_event(
-            session=session,
-            product_id=product_id,
-            version=left.stock_version,
-            stock=left.stock,
-            change=-wanted[product_id],
-            reason=StockReason.RESERVED,
-        )
         taken.add(product_id)
     if failed is None:
         return
