@@ -137,15 +137,36 @@ load: $(VENV_STAMP) ## Locust headless for LOAD_DURATION s (60) with LOAD_USERS 
 load-ui: $(VENV_STAMP) ## Locust's web UI on http://127.0.0.1:8089 against LOAD_URL (default: make up's NGINX, http://127.0.0.1:8080)
 	$(RUN) locust -f tools/load/locustfile.py --host $(or $(LOAD_URL),http://127.0.0.1:8080) --web-host 127.0.0.1
 
+# The benchmarks `make bench` runs, one `bench-<name>` target each. Each writes its figures to
+# test-results/bench/<name>.json (benchmarks/report.py, benchmarks/README.md).
+BENCHES := bench-gateway-hop bench-gateway bench-gateway-clients
+BENCH_RESULTS := test-results/bench
+# Benchmarks import the baselines and the report writer (benchmarks/) from the repository root.
+BENCH_RUN := PYTHONPATH=$(CURDIR) $(RUN)
+
+.PHONY: bench
+bench: $(VENV_STAMP) ## every benchmark in BENCHES, then one table: figure, baseline from the same run, ratio, target (test-results/bench/)
+	@rm -rf $(BENCH_RESULTS)
+	@failed=""; for bench in $(BENCHES); do \
+	  echo "== make $$bench"; $(MAKE) $$bench || failed="$$failed $$bench"; \
+	done; \
+	echo; $(BENCH_RUN) python -m benchmarks.report || failed="$$failed (no figures at all)"; \
+	[ -z "$$failed" ] || { echo "benchmarks that could not run:$$failed" >&2; exit 1; }
+
+.PHONY: bench-gateway-hop
+bench-gateway-hop: $(VENV_STAMP) ## the gateway's own cost: a minimal upstream direct, behind a bare aiohttp pass-through and behind the gateway (wrk)
+	@$(MAKE) wrk
+	$(BENCH_RUN) python services/gateway/benchmarks/bench_hop.py
+
 .PHONY: bench-gateway
 bench-gateway: $(VENV_STAMP) ## gateway overhead: a cached product read, direct vs through the gateway (wrk)
 	@$(MAKE) wrk
-	$(RUN) python services/gateway/benchmarks/bench_gateway.py
+	$(BENCH_RUN) python services/gateway/benchmarks/bench_gateway.py
 
 .PHONY: bench-gateway-clients
 bench-gateway-clients: $(VENV_STAMP) ## the proxy's HTTP client, measured: aiohttp vs httpx pass-through (wrk)
 	@$(MAKE) wrk
-	$(RUN) python services/gateway/benchmarks/bench_clients.py
+	$(BENCH_RUN) python services/gateway/benchmarks/bench_clients.py
 
 .PHONY: wrk
 wrk:
@@ -177,7 +198,7 @@ lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy --strict
 
 .PHONY: typecheck
 typecheck: $(VENV_STAMP) ## mypy --strict on the service, library and tooling code
-	$(RUN) mypy libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src tools/rehearse/src monitoring/dashboards
+	$(RUN) mypy benchmarks libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src tools/rehearse/src monitoring/dashboards
 
 .PHONY: format
 format: $(VENV_STAMP) ## rewrite files with ruff's formatter and fixes
