@@ -4,7 +4,7 @@ runs, its attributes and status recorded only when sampled."""
 from __future__ import annotations
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import baggage, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -174,3 +174,16 @@ async def test_the_lifespan_is_not_traced() -> None:
     await traced({"type": "lifespan"})
     assert traced.exporter.get_finished_spans() == ()
     assert traced.current == [trace.INVALID_SPAN]
+
+
+async def test_baggage_alone_is_read_too() -> None:
+    """Each header the propagators read counts, not only traceparent."""
+    seen: list[dict[str, object]] = []
+    traced = Traced()
+
+    async def note_baggage(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(dict(baggage.get_all()))
+
+    traced.middleware.app = note_baggage
+    await traced(request([(b"baggage", b"tenant=acme")]))
+    assert seen == [{"tenant": "acme"}]

@@ -65,12 +65,23 @@ class TracingMiddleware:
         self.app = app
         # Through the global provider when none is given: the one configure_tracing sets.
         self.tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
+        # traceparent, tracestate and baggage by default; OTEL_PROPAGATORS may name others.
+        self.propagation_fields = frozenset(
+            field.lower().encode("latin-1") for field in propagate.get_global_textmap().fields
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in SCOPE_TYPES:
             await self.app(scope, receive, send)
             return
-        parent = propagate.extract(scope["headers"], getter=_GETTER)
+        headers: Headers = scope["headers"]
+        # Most requests carry no trace context: then there is nothing for the propagators to
+        # parse (they name the headers they read), and the span begins a new trace.
+        fields = self.propagation_fields
+        if any(name in fields for name, _ in headers):
+            parent = propagate.extract(headers, getter=_GETTER)
+        else:
+            parent = otel_context.get_current()
         # Named by the method until routing knows the route template.
         span = self.tracer.start_span(scope.get("method", "GET"), parent, kind=SpanKind.SERVER)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
