@@ -216,3 +216,21 @@ async def test_a_check_whose_request_went_away_leaves_the_others_answered(
     gone.cancel()
     assert decided(await staying).remaining == 3  # the cancelled one was counted all the same
     assert gone.cancelled()
+
+
+async def test_sending_a_batch_raises_nothing_into_the_event_loop(
+    redis_client: aioredis.Redis,
+) -> None:
+    """The batch is sent from a loop callback: a failure there would reach no request."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        limiter = RateLimiter(redis_client, fail_open=False)
+        policy = Policy(name="user", limit=5, window_seconds=60)
+        assert decided(await limiter.check(policy, "fay")).allowed
+        await asyncio.sleep(0)  # the sending task's done callback has run
+        assert errors == []
+        assert not limiter._sending  # and it forgot the task once sent
+    finally:
+        loop.set_exception_handler(None)
