@@ -137,24 +137,46 @@ load: $(VENV_STAMP) ## Locust headless for LOAD_DURATION s (60) with LOAD_USERS 
 load-ui: $(VENV_STAMP) ## Locust's web UI on http://127.0.0.1:8089 against LOAD_URL (default: make up's NGINX, http://127.0.0.1:8080)
 	$(RUN) locust -f tools/load/locustfile.py --host $(or $(LOAD_URL),http://127.0.0.1:8080) --web-host 127.0.0.1
 
+# The benchmarks `make bench` runs, one `bench-<name>` target each. Each writes its figures to
+# test-results/bench/<name>.json (benchmarks/report.py, benchmarks/README.md).
+BENCHES := bench-gateway-hop bench-gateway bench-gateway-clients bench-orders-hot bench-orders-pages \
+	bench-footprint bench-frameworks
+BENCH_RESULTS := test-results/bench
+# Benchmarks import the baselines and the report writer (benchmarks/) from the repository root.
+BENCH_RUN := PYTHONPATH=$(CURDIR) $(RUN)
+
+.PHONY: bench
+bench: $(VENV_STAMP) ## every benchmark in BENCHES, then one table: figure, baseline from the same run, ratio, target (test-results/bench/)
+	@rm -rf $(BENCH_RESULTS)
+	@failed=""; for bench in $(BENCHES); do \
+	  echo "== make $$bench"; $(MAKE) $$bench || failed="$$failed $$bench"; \
+	done; \
+	echo; $(BENCH_RUN) python -m benchmarks.report || failed="$$failed (no figures at all)"; \
+	[ -z "$$failed" ] || { echo "benchmarks that could not run:$$failed" >&2; exit 1; }
+
+.PHONY: bench-gateway-hop
+bench-gateway-hop: $(VENV_STAMP) ## the gateway's own cost: a minimal upstream direct, behind a bare aiohttp pass-through and behind the gateway (wrk)
+	@$(MAKE) wrk
+	$(BENCH_RUN) python services/gateway/benchmarks/bench_hop.py
+
 .PHONY: bench-gateway
 bench-gateway: $(VENV_STAMP) ## gateway overhead: a cached product read, direct vs through the gateway (wrk)
 	@$(MAKE) wrk
-	$(RUN) python services/gateway/benchmarks/bench_gateway.py
+	$(BENCH_RUN) python services/gateway/benchmarks/bench_gateway.py
 
 .PHONY: bench-gateway-clients
 bench-gateway-clients: $(VENV_STAMP) ## the proxy's HTTP client, measured: aiohttp vs httpx pass-through (wrk)
 	@$(MAKE) wrk
-	$(RUN) python services/gateway/benchmarks/bench_clients.py
+	$(BENCH_RUN) python services/gateway/benchmarks/bench_clients.py
 
 .PHONY: bench-footprint
 bench-footprint: $(VENV_STAMP) ## make up's warm start (parallel vs as before, phases) and every process's RSS/PSS/USS idle (BENCH_ROUNDS=1)
-	$(RUN) python benchmarks/footprint/bench_footprint.py
+	$(BENCH_RUN) python benchmarks/footprint/bench_footprint.py
 
 .PHONY: bench-frameworks
 bench-frameworks: $(VENV_STAMP) ## the same cached read by id in users (Flask, gunicorn gthread) and orders (FastAPI, uvicorn), one worker each (wrk; PROFILE=1: py-spy too)
 	@$(MAKE) wrk
-	$(if $(PROFILE),PROFILE=1) $(RUN) python benchmarks/frameworks/bench_frameworks.py
+	$(if $(PROFILE),PROFILE=1) $(BENCH_RUN) python benchmarks/frameworks/bench_frameworks.py
 
 .PHONY: wrk
 wrk:
@@ -186,7 +208,7 @@ lint: $(VENV_STAMP) ## ruff (lint and format check) and mypy --strict
 
 .PHONY: typecheck
 typecheck: $(VENV_STAMP) ## mypy --strict on the service, library and tooling code
-	$(RUN) mypy libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src tools/rehearse/src monitoring/dashboards
+	$(RUN) mypy benchmarks libs/common/src services/users/src services/orders/src services/gateway/src tools/devstack/src tools/rehearse/src monitoring/dashboards
 
 .PHONY: format
 format: $(VENV_STAMP) ## rewrite files with ruff's formatter and fixes
@@ -207,11 +229,11 @@ bench-orders: $(VENV_STAMP) ## benchmark concurrent orders on one hot product (A
 
 .PHONY: bench-orders-hot
 bench-orders-hot: $(VENV_STAMP) ## hot-product orders, the service vs the same transaction as raw SQL (benchmarks/raw_sql_order.py), 0 oversell checked (ARGS="--rounds 3")
-	$(RUN) python services/orders/benchmarks/hot_vs_raw.py $(ARGS)
+	$(BENCH_RUN) python services/orders/benchmarks/hot_vs_raw.py $(ARGS)
 
 .PHONY: bench-orders-pages
 bench-orders-pages: $(VENV_STAMP) ## page N of a customer's orders and of the product list at 1,000,000 orders / 100,000 products vs 10,000, plans checked by EXPLAIN (ARGS="--samples 40")
-	$(RUN) python services/orders/benchmarks/pages.py $(ARGS)
+	$(BENCH_RUN) python services/orders/benchmarks/pages.py $(ARGS)
 
 .PHONY: bench-websocket
 bench-websocket: $(VENV_STAMP) ## order event WebSockets: memory per connection and delivery p50/p99 at 1,000 connections (ARGS="--connections 2000")

@@ -40,16 +40,18 @@ from pathlib import Path
 import psutil
 import psycopg
 
+from benchmarks.processes import process, wait_ok
+from benchmarks.report import Row, ratio_row, write_result
+from benchmarks.wrk import WrkResult, median, run_wrk
 from shopstack_common.identity import ROLES_HEADER, USER_ID_HEADER
 from shopstack_devstack.backends import start_servers
 from shopstack_devstack.paths import REPO_ROOT
 from shopstack_devstack.ports import free_port
 from shopstack_users.keys import write_new_key
 
-sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 sys.path.insert(0, str(REPO_ROOT / "services" / "gateway" / "benchmarks"))
-from bench_gateway import WrkResult, create_product, median, process, run_wrk, wait_ok
-from result_json import Row, row, write_result
+# A script beside gateway's other benchmarks, not a package mypy can follow.
+from bench_gateway import create_product  # type: ignore[import-not-found]
 
 USERS = "users (Flask, gunicorn gthread)"
 PY_SPY = [str(REPO_ROOT / ".tools" / "uv" / "bin" / "uv"), "tool", "run", "--from", "py-spy==0.4.3"]
@@ -276,15 +278,15 @@ def main() -> None:  # noqa: PLR0915 - one straight script: set up, measure, pri
                 print(f"{'':>5}  {'users / orders':<34}{ratio:>7.2f}x")
                 figure = f"cached read by id, {connections} conn, 1 worker"
                 rows += [
-                    row(
+                    ratio_row(
                         f"{figure}: {USERS} req/s", users.requests_per_second, "req/s",
                         baseline_name=f"{ORDERS}", baseline=orders.requests_per_second,
                     ),
-                    row(
+                    ratio_row(
                         f"{figure}: {USERS} p50", users.p50_ms, "ms",
                         baseline_name=f"{ORDERS}", baseline=orders.p50_ms,
                     ),
-                    row(
+                    ratio_row(
                         f"{figure}: {USERS} CPU per request",
                         statistics.median(cpu[USERS]), "ms",
                         baseline_name=f"{ORDERS}", baseline=statistics.median(cpu[ORDERS]),

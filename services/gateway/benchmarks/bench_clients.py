@@ -1,9 +1,11 @@
 """Which HTTP client should the gateway proxy with? Measured, on this machine.
 
-Not a test: it prints figures. A minimal JSON endpoint runs under uvicorn; in front of it, a
-minimal pass-through proxy (plain ASGI under uvicorn, one shared client created at startup)
-for each candidate client; wrk measures each at 1 and 32 connections, and the direct figure
-is the baseline. Everything runs with one uvicorn worker, on loopback.
+Not a test: it prints figures. The minimal upstream (``benchmarks/minimal_upstream.py``) runs
+under uvicorn; in front of it, the same minimal pass-through proxy (plain ASGI under uvicorn,
+one shared client made in the lifespan) for each candidate client: aiohttp's is the bare
+pass-through baseline (``benchmarks/bare_passthrough.py``), httpx's is below. wrk measures
+each at 1 and 32 connections, and the direct figure is the baseline. One uvicorn worker each,
+on loopback.
 
     make bench-gateway-clients
     BENCH_DURATION=10 BENCH_ROUNDS=3 make bench-gateway-clients
@@ -15,146 +17,118 @@ import argparse
 import os
 import statistics
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
+import tempfile
 from pathlib import Path
-from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+import httpx
 
-from bench_gateway import process, run_wrk, wait_ok
-
+from benchmarks.bare_passthrough import (
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    lifespan,
+    read_body,
+    send_answer,
+    upstream_url,
+)
+from benchmarks.processes import process, run_uvicorn, wait_ok
+from benchmarks.report import Row, ratio_row, write_result
+from benchmarks.wrk import WrkResult, problems, run_wrk
 from shopstack_devstack.ports import free_port
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
+NAME = "gateway-clients"
 CLIENTS = ("aiohttp", "httpx")
-BODY = b'{"id":"0a57f37b","sku":"BENCH-1","name":"Benchmark kettle","price":2599,"stock":10}'
 
 
-async def upstream_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """The smallest JSON endpoint: what is left is server and client cost."""
-    if scope["type"] != "http":
-        return
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json")],
-        }
-    )
-    await send({"type": "http.response.body", "body": BODY})
+def httpx_passthrough(upstream: str) -> ASGIApp:
+    """``benchmarks.bare_passthrough`` with httpx's ``AsyncClient`` in aiohttp's place."""
+    clients: list[httpx.AsyncClient] = []
 
+    def start() -> None:
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        clients.append(httpx.AsyncClient(limits=limits))
 
-def proxy_app(client: str, upstream: str) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
-    """A pass-through proxy with one shared ``client``, made in the lifespan."""
-    state: dict[str, Any] = {}
-
-    async def lifespan(receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                if client == "aiohttp":
-                    import aiohttp
-
-                    state["session"] = aiohttp.ClientSession(
-                        connector=aiohttp.TCPConnector(limit=100)
-                    )
-                else:
-                    import httpx
-
-                    state["session"] = httpx.AsyncClient(
-                        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
-                    )
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                session = state["session"]
-                await (session.close() if client == "aiohttp" else session.aclose())
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    async def stop() -> None:
+        await clients[0].aclose()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await lifespan(receive, send)
+            await lifespan(receive, send, start=start, stop=stop)
             return
-        url = upstream + scope["path"]
-        session = state["session"]
-        if client == "aiohttp":
-            async with session.get(url) as response:
-                body = await response.read()
-                status, headers = response.status, response.headers.items()
-        else:
-            response = await session.get(url)
-            body, status, headers = response.content, response.status_code, response.headers.items()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (k.lower().encode(), v.encode())
-                    for k, v in headers
-                    if k.lower() in {"content-type"}
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        body = await read_body(receive)
+        url = upstream_url(upstream, scope)
+        response = await clients[0].request(scope["method"], url, content=body or None)
+        content_type = response.headers.get("Content-Type")
+        await send_answer(send, response.status_code, content_type, response.content)
 
     return app
 
 
-def serve(kind: str, port: int, upstream: str) -> None:
-    import uvicorn
-
-    app = upstream_app if kind == "upstream" else proxy_app(kind, upstream)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serve", choices=("upstream", *CLIENTS))
+    parser.add_argument("--serve-httpx", action="store_true")
     parser.add_argument("--port", type=int)
     parser.add_argument("--upstream", default="")
-    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "5")))
-    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "3")))
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "1")))
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.port, args.upstream)
+    if args.serve_httpx:
+        run_uvicorn(httpx_passthrough(args.upstream), args.port)
         return
 
-    import tempfile
-
     logs = Path(tempfile.mkdtemp(prefix="shopstack-bench-clients-"))
-    me = [sys.executable, __file__]
+    python = sys.executable
     upstream_port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
-    ports = {client: free_port() for client in CLIENTS}
-    with process("upstream", [*me, "--serve", "upstream", "--port", str(upstream_port)], {}, logs):
+    servers: dict[str, list[str]] = {
+        "aiohttp": [python, "-m", "benchmarks.bare_passthrough"],
+        "httpx": [python, __file__, "--serve-httpx"],
+    }
+    figures: list[Row] = []
+    invalid: list[str] = []
+    upstream_argv = [python, "-m", "benchmarks.minimal_upstream", "--port", str(upstream_port)]
+    with process("upstream", upstream_argv, {}, logs):
         wait_ok(upstream + "/", logs, "upstream")
         print(f"\nminimal pass-through proxies, 1 uvicorn worker each, wrk -t1, {args.duration}s")
         columns = [("client", "<10"), ("conns", ">6"), ("rps", ">9"), ("p50", ">9")]
         columns += [("p99", ">9"), ("direct rps", ">12"), ("ratio", ">8")]
         print("".join(f"{name:{spec}}" for name, spec in columns))
-        for client, port in ports.items():
-            argv = [*me, "--serve", client, "--port", str(port), "--upstream", upstream]
+        for client, command in servers.items():
+            port = free_port()
+            proxy = f"http://127.0.0.1:{port}/"
+            argv = [*command, "--port", str(port), "--upstream", upstream]
             with process(client, argv, {}, logs):
-                wait_ok(f"http://127.0.0.1:{port}/", logs, client)
-                run_wrk(f"http://127.0.0.1:{port}/", 4, 1, {})
+                wait_ok(proxy, logs, client)
+                run_wrk(proxy, 4, 1, {})
                 for connections in (1, 32):
-                    direct_rps, proxied = [], []
+                    direct_runs: list[WrkResult] = []
+                    proxied: list[WrkResult] = []
                     for _ in range(args.rounds):
-                        direct_rps.append(run_wrk(upstream + "/", connections, args.duration, {}))
-                        proxied.append(
-                            run_wrk(f"http://127.0.0.1:{port}/", connections, args.duration, {})
-                        )
-                    direct = statistics.median(r.requests_per_second for r in direct_rps)
+                        direct_runs.append(run_wrk(upstream + "/", connections, args.duration, {}))
+                        proxied.append(run_wrk(proxy, connections, args.duration, {}))
+                    invalid += problems(f"{client} c{connections}", direct_runs + proxied)
+                    direct = statistics.median(r.requests_per_second for r in direct_runs)
                     rps = statistics.median(r.requests_per_second for r in proxied)
                     middle = sorted(proxied, key=lambda r: r.requests_per_second)[len(proxied) // 2]
                     print(
                         f"{client:<10}{connections:>6}{rps:>9.0f}{middle.p50_ms:>8.2f}m"
                         f"{middle.p99_ms:>8.2f}m{direct:>12.0f}{rps / direct:>7.2f}x"
                     )
+                    figures.append(
+                        ratio_row(
+                            f"{client} pass-through, {connections} conn",
+                            rps,
+                            "req/s",
+                            baseline_name="minimal upstream direct",
+                            baseline=direct,
+                        )
+                    )
         print(f"\n(median of {args.rounds} runs; logs in {logs})")
+    if invalid:
+        print("\nNOT VALID:\n  " + "\n  ".join(invalid))
+        raise SystemExit(1)
+    write_result(NAME, figures)
 
 
 if __name__ == "__main__":

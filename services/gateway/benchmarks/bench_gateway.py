@@ -24,77 +24,27 @@ import argparse
 import contextlib
 import json
 import os
-import re
-import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 
+from benchmarks.processes import process, wait_ok
+from benchmarks.report import Row, ratio_row, row, write_result
+from benchmarks.wrk import WrkResult, median, problems, run_wrk
 from shopstack_common.identity import ROLES_HEADER, USER_ID_HEADER
 from shopstack_devstack.backends import start_servers
 from shopstack_devstack.ports import free_port
 from shopstack_devstack.tokens import TokenIssuer
 
-
-@dataclass(frozen=True)
-class WrkResult:
-    requests_per_second: float
-    p50_ms: float
-    p99_ms: float
-    non_2xx: int
-    errors: str
-
-
-# -- processes --------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def process(name: str, argv: list[str], env: dict[str, str], logs: Path) -> Iterator[None]:
-    log = (logs / f"{name}.log").open("wb")
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and modules
-        argv,
-        env={**os.environ, **env},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGTERM)
-        try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait(5)
-        log.close()
-
-
-def wait_ok(url: str, logs: Path, name: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
-    tail = (logs / f"{name}.log").read_text(errors="replace")[-3000:]
-    raise SystemExit(f"{name} did not answer {url} within {timeout:.0f}s:\n{tail}")
+NAME = "gateway"
 
 
 @contextlib.contextmanager
@@ -121,55 +71,6 @@ def jwks_server(jwks: dict[str, object]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-# -- wrk --------------------------------------------------------------------------------
-
-_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _latency_ms(text: str, percentile: str) -> float:
-    match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
-    if not match:
-        raise ValueError(f"no {percentile}% latency in wrk output:\n{text}")
-    return float(match.group(1)) * _UNITS_MS[match.group(2)]
-
-
-def run_wrk(url: str, connections: int, duration: int, headers: dict[str, str]) -> WrkResult:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
-    argv = [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "5s"]
-    for name, value in headers.items():
-        argv += ["-H", f"{name}: {value}"]
-    out = subprocess.run(  # noqa: S603 - wrk against loopback
-        [*argv, url], capture_output=True, text=True, check=True
-    ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:.*", out)
-    if not rps:
-        raise ValueError(f"no Requests/sec in wrk output:\n{out}")
-    return WrkResult(
-        requests_per_second=float(rps.group(1)),
-        p50_ms=_latency_ms(out, "50"),
-        p99_ms=_latency_ms(out, "99"),
-        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
-        errors=errors.group(0) if errors else "",
-    )
-
-
-def median(results: list[WrkResult]) -> WrkResult:
-    """The run with the median throughput (its own latencies with it)."""
-    ordered = sorted(results, key=lambda r: r.requests_per_second)
-    middle = ordered[len(ordered) // 2]
-    return WrkResult(
-        requests_per_second=statistics.median(r.requests_per_second for r in results),
-        p50_ms=middle.p50_ms,
-        p99_ms=middle.p99_ms,
-        non_2xx=sum(r.non_2xx for r in results),
-        errors="; ".join(r.errors for r in results if r.errors),
-    )
 
 
 # -- the benchmark ----------------------------------------------------------------------
@@ -203,7 +104,7 @@ def create_product(orders_url: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "10")))
+    parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "3")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("BENCH_WORKERS", "1")))
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     parser.add_argument(
@@ -280,8 +181,9 @@ def main() -> None:
             )
             print(header)
             print("-" * len(header))
-            problems: list[str] = []
-            for row, headers in rows:
+            invalid: list[str] = []
+            figures: list[Row] = []
+            for row_name, headers in rows:
                 for connections in connection_counts:
                     runs: dict[str, list[WrkResult]] = {"direct": [], "gateway": []}
                     for _ in range(args.rounds):
@@ -294,28 +196,59 @@ def main() -> None:
                     direct, through = median(runs["direct"]), median(runs["gateway"])
                     ratio = through.requests_per_second / direct.requests_per_second
                     print(
-                        f"{row:<7}{connections:>6}  {direct.requests_per_second:>11.0f}"
+                        f"{row_name:<7}{connections:>6}  {direct.requests_per_second:>11.0f}"
                         f"{direct.p50_ms:>8.2f}m{direct.p99_ms:>8.2f}m  "
                         f"{through.requests_per_second:>12.0f}{through.p50_ms:>8.2f}m"
                         f"{through.p99_ms:>8.2f}m  {ratio:>5.2f}x"
                     )
+                    figures += contract_rows(row_name, connections, direct, through)
                     for name, results in runs.items():
-                        for result in results:
-                            if result.non_2xx or result.errors:
-                                problems.append(
-                                    f"{row} c{connections} {name}: {result.non_2xx} non-2xx "
-                                    f"answers {result.errors}"
-                                )
-            gateway_log = (logs / "gateway.log").read_text(errors="replace")
-            if "rate limiting (Redis) failing" in gateway_log:
-                problems.append("the gateway's rate limiter failed (see gateway.log)")
+                        invalid += problems(f"{row_name} c{connections} {name}", results)
+            invalid += limiter_problems(logs)
             print(
                 f"\n(median of {args.rounds} runs each; p50/p99 in milliseconds; "
                 "ratio = gateway rps / direct rps)"
             )
-            if problems:
-                print("\nNOT VALID:\n  " + "\n  ".join(problems))
+            if invalid:
+                print("\nNOT VALID:\n  " + "\n  ".join(invalid))
                 raise SystemExit(1)
+            write_result(NAME, figures)
+
+
+def limiter_problems(logs: Path) -> list[str]:
+    """A rate limiter failing open would leave out the Redis round trip it costs."""
+    gateway_log = (logs / "gateway.log").read_text(errors="replace")
+    if "rate limiting (Redis) failing" in gateway_log:
+        return ["the gateway's rate limiter failed (see gateway.log)"]
+    return []
+
+
+def contract_rows(
+    row_name: str, connections: int, direct: WrkResult, through: WrkResult
+) -> list[Row]:
+    """In front of orders the gateway must keep >= 0.9x of direct throughput (under load);
+    at one connection what it adds to p50 is the figure."""
+    what = f"orders product read via gateway ({row_name}), {connections} conn"
+    if connections == 1:
+        return [
+            row(
+                f"{what}: added p50",
+                round(through.p50_ms - direct.p50_ms, 3),
+                "ms",
+                baseline_name="direct p50",
+                baseline=direct.p50_ms,
+            )
+        ]
+    return [
+        ratio_row(
+            f"{what}: throughput",
+            through.requests_per_second,
+            "req/s",
+            baseline_name="orders direct",
+            baseline=direct.requests_per_second,
+            at_least=0.9,
+        )
+    ]
 
 
 if __name__ == "__main__":

@@ -154,3 +154,83 @@ async def test_redis_is_tried_again_once_the_cooldown_is_over(redis_client: aior
     limiter._script = redis_client.register_script(GCRA_SCRIPT)  # Redis is back
     assert await limiter.check(policy, "x") is not None
     await dead.aclose()
+
+
+class CountingScript:
+    """The limiter's script, counting the calls that reach Redis."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.script = limiter._script
+        self.calls: list[int] = []  # the number of buckets in each call
+
+    async def __call__(self, *, keys: list[str], args: list[int]) -> list[int]:
+        self.calls.append(len(keys))
+        answers: list[int] = await self.script(keys=keys, args=args)
+        return answers
+
+
+async def test_the_checks_of_one_tick_share_one_call_and_decide_as_one_by_one(
+    redis_client: aioredis.Redis,
+) -> None:
+    limiter = RateLimiter(redis_client, fail_open=False)
+    counting = limiter._script = CountingScript(limiter)  # type: ignore[assignment]
+    policy = Policy(name="user", limit=3, window_seconds=60)
+    other = Policy(name="address", limit=1, window_seconds=60)
+    checks = [limiter.check(policy, "dana") for _ in range(5)] + [limiter.check(other, "1.2.3.4")]
+    decisions = [decided(d) for d in await asyncio.gather(*checks)]
+    assert counting.calls == [6]
+    assert [(d.allowed, d.remaining) for d in decisions] == [
+        (True, 2), (True, 1), (True, 0), (False, 0), (False, 0), (True, 0),
+    ]  # fmt: skip
+    assert [d.policy for d in decisions] == [policy] * 5 + [other]
+    assert all(d.retry_after_seconds == 0 for d in decisions if d.allowed)
+    assert all(0 < d.retry_after_seconds <= 20 for d in decisions if not d.allowed)
+    # The next tick's checks are the next call.
+    assert not decided(await limiter.check(other, "1.2.3.4")).allowed
+    assert counting.calls == [6, 1]
+
+
+@pytest.mark.parametrize("fail_open", [True, False])
+async def test_a_failed_call_fails_every_check_it_carried(fail_open: bool) -> None:
+    dead = aioredis.Redis.from_url(DEAD_REDIS, socket_timeout=0.2)
+    limiter = RateLimiter(dead, fail_open=fail_open, cooldown_seconds=0)
+    policy = Policy(name="user", limit=5, window_seconds=60)
+    outcomes = await asyncio.gather(
+        *(limiter.check(policy, name) for name in ("x", "y", "z")), return_exceptions=True
+    )
+    if fail_open:
+        assert outcomes == [None, None, None]
+    else:
+        assert all(isinstance(o, RateLimiterUnavailableError) for o in outcomes), outcomes
+    await dead.aclose()
+
+
+async def test_a_check_whose_request_went_away_leaves_the_others_answered(
+    redis_client: aioredis.Redis,
+) -> None:
+    limiter = RateLimiter(redis_client, fail_open=False)
+    policy = Policy(name="user", limit=5, window_seconds=60)
+    gone = asyncio.ensure_future(limiter.check(policy, "erin"))
+    staying = asyncio.ensure_future(limiter.check(policy, "erin"))
+    await asyncio.sleep(0)  # both have asked
+    gone.cancel()
+    assert decided(await staying).remaining == 3  # the cancelled one was counted all the same
+    assert gone.cancelled()
+
+
+async def test_sending_a_batch_raises_nothing_into_the_event_loop(
+    redis_client: aioredis.Redis,
+) -> None:
+    """The batch is sent from a loop callback: a failure there would reach no request."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        limiter = RateLimiter(redis_client, fail_open=False)
+        policy = Policy(name="user", limit=5, window_seconds=60)
+        assert decided(await limiter.check(policy, "fay")).allowed
+        await asyncio.sleep(0)  # the sending task's done callback has run
+        assert errors == []
+        assert not limiter._sending  # and it forgot the task once sent
+    finally:
+        loop.set_exception_handler(None)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -46,20 +45,12 @@ from place_orders import (
     wait_ready,
 )
 
+from benchmarks.report import write_result
 from shopstack_common.identity import Identity
 from shopstack_devstack.backends import start_servers
 from shopstack_devstack.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
-RESULTS = ROOT / "test-results" / "bench"
-
-
-def write_result(name: str, rows: list[dict[str, Any]]) -> None:
-    """The shared result shape of `make bench` (test-results/bench/<name>.json)."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(
-        json.dumps({"benchmark": name, "rows": rows}, indent=2) + "\n"
-    )
 
 
 @contextmanager

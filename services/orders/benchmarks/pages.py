@@ -45,11 +45,11 @@ from typing import Any
 
 import aiohttp
 import psycopg
-from hot_vs_raw import write_result
 from place_orders import create_database, orders_service
 from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql
 
+from benchmarks.report import write_result
 from shopstack_common.identity import Identity
 from shopstack_devstack.backends import start_servers
 from shopstack_orders.catalog.schemas import ProductListParams

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 from shopstack_common.asgi import (
     ASGIApp,
@@ -39,6 +38,7 @@ from shopstack_gateway.overview.router import router as overview_router
 from shopstack_gateway.problems.router import router as problems_router
 from shopstack_gateway.resources import open_resources, resources_of
 from shopstack_gateway.routing import PublicRoutes, RouteTable
+from shopstack_gateway.tracing import TracingMiddleware
 
 
 class GatewayApp:
@@ -66,12 +66,7 @@ class GatewayApp:
         )
         edge = StripIdentityHeadersMiddleware(edge)
         edge = SyntheticTrafficMiddleware(edge)
-        # Spans for the requests only: one per message sent or received would cost more than
-        # the proxying itself.
-        self._stack = OpenTelemetryMiddleware(
-            RequestContextMiddleware(edge, route_of=routes.route_name),
-            exclude_spans=["receive", "send"],
-        )
+        self._stack = TracingMiddleware(RequestContextMiddleware(edge, route_of=routes.route_name))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._stack(scope, receive, send)
@@ -94,7 +89,7 @@ def create_app(settings: GatewaySettings | None = None) -> GatewayApp:
 
     # The documents and docs pages are the gateway's own (merged), not FastAPI's defaults.
     app = FastAPI(
-        # The request's server span is the gateway's (OpenTelemetryMiddleware, around the whole
+        # The request's server span is the gateway's (TracingMiddleware, around the whole
         # stack so that proxied requests are traced too). FastAPI's own would begin a second,
         # unrelated trace whenever no traceparent came in, and the overview's calls to users
         # and orders would carry that one.

@@ -108,6 +108,13 @@ class Upstream:
         self.base_url = settings.url.rstrip("/")
         # Where the upstream believes it lives: a Location there must not reach a client.
         self.origin = origin_of(self.base_url)
+        parts = urlsplit(self.base_url)
+        # Every attempt's CLIENT span names the same server.
+        self._server_attributes: dict[str, str | int] = {
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or _DEFAULT_PORTS.get(parts.scheme, 80),
+            "shopstack.upstream": name,
+        }
         self.session = session
         metrics.initialise_upstream(name)
         self.breaker = CircuitBreaker(
@@ -199,17 +206,10 @@ class Upstream:
     ) -> tuple[Span, CIMultiDict[str]]:
         """One attempt's CLIENT span (stable HTTP conventions), and the request's headers with
         that span as the upstream's parent (W3C traceparent / tracestate)."""
-        parts = urlsplit(url)
         span = tracer.start_span(
             method,
             kind=SpanKind.CLIENT,
-            attributes={
-                "http.request.method": method,
-                "url.full": url,
-                "server.address": parts.hostname or "",
-                "server.port": parts.port or _DEFAULT_PORTS.get(parts.scheme, 80),
-                "shopstack.upstream": self.name,
-            },
+            attributes={"http.request.method": method, "url.full": url, **self._server_attributes},
         )
         attempt_headers = CIMultiDict(headers)
         propagate.inject(attempt_headers, context=trace.set_span_in_context(span))

@@ -1,0 +1,1 @@
+"""shopstack's benchmark baselines and the pieces every benchmark shares (``README.md``)."""
