@@ -25,6 +25,7 @@ from shopstack_common.asgi import (
 from shopstack_common.fastapi_adapter import install_problem_handlers, ops_router
 from shopstack_common.logs import configure_logging
 from shopstack_common.telemetry import configure_tracing
+from shopstack_common.tracing import TracingMiddleware
 from shopstack_gateway import docs
 from shopstack_gateway.config import GatewaySettings
 from shopstack_gateway.events.router import TICKET_PATH
@@ -38,7 +39,6 @@ from shopstack_gateway.overview.router import router as overview_router
 from shopstack_gateway.problems.router import router as problems_router
 from shopstack_gateway.resources import open_resources, resources_of
 from shopstack_gateway.routing import PublicRoutes, RouteTable
-from shopstack_gateway.tracing import TracingMiddleware
 
 
 class GatewayApp:

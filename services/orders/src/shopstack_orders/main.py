@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 from shopstack_common.asgi import QueryTextMiddleware, RequestContextMiddleware
 from shopstack_common.fastapi_adapter import (
@@ -17,6 +16,7 @@ from shopstack_common.fastapi_adapter import (
 )
 from shopstack_common.logs import configure_logging
 from shopstack_common.telemetry import configure_tracing
+from shopstack_common.tracing import TracingMiddleware
 from shopstack_orders.catalog.router import router as catalog_router
 from shopstack_orders.config import OrdersSettings
 from shopstack_orders.deps import readiness_checks
@@ -44,7 +44,15 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
 
     # No trailing-slash redirects: behind the gateway, a redirect would name this service's
     # own address, which no client can (or should) reach. /api/v1/products/ is a 404.
-    app = FastAPI(title="shopstack orders", version="v1", lifespan=lifespan, redirect_slashes=False)
+    # The request's SERVER span is TracingMiddleware's (below); FastAPI's own would be a
+    # second one, of a trace of its own when no traceparent came in.
+    app = FastAPI(
+        title="shopstack orders",
+        version="v1",
+        lifespan=lifespan,
+        redirect_slashes=False,
+        telemetry={"tracing": False},
+    )
     install_problem_handlers(app)
     install_database_handlers(app)
     install_problem_openapi(app, functools.partial(statuses_of, app))
@@ -61,5 +69,5 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     app.add_middleware(QueryTextMiddleware)
     app.add_middleware(RequestContextMiddleware)
     # One SERVER span per request, without a span per ASGI message (as in the gateway).
-    app.add_middleware(OpenTelemetryMiddleware, exclude_spans=["receive", "send"])
+    app.add_middleware(TracingMiddleware)
     return app

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, T
 from opentelemetry.trace import SpanKind, StatusCode
 
 from shopstack_common.asgi import Message, Receive, Scope, Send
-from shopstack_gateway.tracing import TracingMiddleware
+from shopstack_common.tracing import TracingMiddleware
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"

@@ -1,6 +1,8 @@
-"""The gateway's SERVER span, one per request or WebSocket: continued from the ``traceparent``
-a client sent (or a new trace), current while the edge runs, so the proxy's CLIENT span and
-the ``traceparent`` it sends upstream are its children, and ended with the answer's last byte.
+"""A service's SERVER span, one per request or WebSocket: continued from the ``traceparent``
+a client sent (or a new trace), current while the app runs, so the spans it makes (the
+gateway's CLIENT span to an upstream and the ``traceparent`` it sends on, orders' database and
+Redis spans) are its children, and ended with the answer's last byte. The ASGI services use
+it (users, under WSGI, keeps OpenTelemetry's WSGI middleware).
 
 OpenTelemetry's ASGI middleware did this at about a sixth of a proxied request's cost: it
 builds every attribute of the HTTP conventions twice, wraps ``receive`` and records
