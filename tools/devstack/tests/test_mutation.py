@@ -17,6 +17,7 @@ from shopstack_devstack.mutation import (
     function_of,
     module_of,
     read_equivalents,
+    rotating,
     score,
     survivors_toml,
     target,
@@ -154,3 +155,8 @@ def test_every_service_names_modules_and_tests_that_exist() -> None:
         assert found.tests
         for path in found.files + found.tests:
             assert (REPO_ROOT / path).exists(), path
+
+
+def test_a_change_that_touches_no_module_runs_each_service_in_turn() -> None:
+    chosen = [rotating(["gateway", "users"], commit) for commit in ("a0", "a1", "a2", "a3")]
+    assert chosen == ["gateway", "users", "gateway", "users"]

@@ -443,4 +443,6 @@ def delete_client(*, sessions: Sessions, actor: audit.Actor, client_id: str) -> 
         audit.record(
             session, actor, "client.deleted", _client_target(client_id), {"scopes": client.scopes}
         )
+
+
 # pragma: no mutate end
