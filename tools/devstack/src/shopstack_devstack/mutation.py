@@ -347,20 +347,22 @@ def merge_base() -> str:
 
 def rotating(services: Sequence[str], commit: str) -> str:
     """The service a change that touches no module runs: one per commit, in turn by the
-    commit's hash, so a clean clone of main still checks one service's modules in full (one
-    service fits the 10-minute bound here; all of them do not)."""
+    commit's hash, so a clean clone of main still checks one service's modules in full.
+    ``services``: those whose full run fits the 10-minute bound (``--rotation``)."""
     return services[int(commit, 16) % len(services)]
 
 
-def changed(services: Sequence[str], base: str | None, *, children: int) -> int:
+def changed(
+    services: Sequence[str], base: str | None, *, rotation: Sequence[str], children: int
+) -> int:
     """The modules of ``services`` a change touches since ``base``; none touched: one
-    service, by ``rotating``."""
+    service of ``rotation``, by ``rotating``."""
     base = base or merge_base()
     # Against the working tree: committed and uncommitted changes alike.
     files = _git("diff", "--name-only", base).splitlines()
     selection = touched(files, [target(service) for service in services])
     if not selection:
-        chosen = rotating(services, _git("rev-parse", "HEAD"))
+        chosen = rotating(rotation, _git("rev-parse", "HEAD"))
         print(f"mutation: no module touched since {base[:12]}: {chosen} in turn")
         selection = {chosen: []}
     else:
@@ -379,15 +381,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICES))
     parser.add_argument("--children", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--base", help="changed: the commit to diff against (default: merge base)")
+    parser.add_argument(
+        "--rotation",
+        nargs="+",
+        default=[],
+        metavar="SERVICE",
+        help="changed: the services run in turn when no module is touched (default: SERVICEs)",
+    )
     args = parser.parse_args(argv)
-    unknown = set(args.services) - set(SERVICES)
+    unknown = (set(args.services) | set(args.rotation)) - set(SERVICES)
     if unknown:
         parser.error(f"no such service: {', '.join(sorted(unknown))}")
     services = list(dict.fromkeys(args.services)) or list(SERVICES)
     if args.command == "run":
         return run({service: [] for service in services}, children=args.children)
     if args.command == "changed":
-        return changed(services, args.base, children=args.children)
+        rotation = args.rotation or services
+        return changed(services, args.base, rotation=rotation, children=args.children)
     return check(services)
 
 
