@@ -8,13 +8,20 @@ import pytest
 
 from shopstack_devstack.mutation import (
     EQUIVALENTS,
+    SERVICES,
+    SHARED,
     Mutant,
+    Target,
     change_of,
     failures,
     function_of,
+    module_of,
     read_equivalents,
+    rotating,
     score,
     survivors_toml,
+    target,
+    touched,
 )
 
 DIFF = """--- src/shopstack_gateway/ratelimit.py
@@ -87,3 +94,69 @@ def test_the_survivors_report_reads_back_as_the_equivalents_file(tmp_path: Path)
     (tmp_path / EQUIVALENTS).parent.mkdir()
     (tmp_path / EQUIVALENTS).write_text(survivors_toml([survivor]))
     assert read_equivalents(tmp_path) == {survivor.key}
+
+
+def test_a_timeout_is_a_kill_and_counted_apart() -> None:
+    mutants = [*_mutants(killed=3, survived=0), Mutant("pkg.mod", "f", "", "t", True, True)]
+    scores, _ = score(mutants, set())
+    assert (scores["pkg.mod"].killed, scores["pkg.mod"].timed_out) == (4, 1)
+
+
+USERS = Target(
+    "users",
+    (
+        "services/users/src/shopstack_users/tokens/service.py",
+        "services/users/src/shopstack_users/passwords.py",
+    ),
+    ("services/users/tests/tokens", "services/users/tests/test_passwords.py"),
+)
+ORDERS = Target(
+    "orders",
+    ("services/orders/src/shopstack_orders/catalog/stock.py",),
+    ("services/orders/tests/test_stock.py",),
+)
+
+
+def test_a_module_is_named_by_its_import_path() -> None:
+    assert USERS.modules == ("shopstack_users.tokens.service", "shopstack_users.passwords")
+    assert module_of("services/orders/src/shopstack_orders/catalog/stock.py") == (
+        "shopstack_orders.catalog.stock"
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "selection"),
+    [
+        (
+            ["services/users/src/shopstack_users/passwords.py"],
+            {"users": ["shopstack_users.passwords"]},
+        ),
+        (["services/users/tests/tokens/test_router.py"], {"users": list(USERS.modules)}),
+        (["services/users/tests/equivalent_mutants.toml"], {"users": list(USERS.modules)}),
+        (["services/users/pyproject.toml"], {"users": list(USERS.modules)}),
+        ([SHARED[0]], {"users": list(USERS.modules), "orders": list(ORDERS.modules)}),
+        # Code the modules' tests do not select, and other tests, run nothing.
+        (["services/users/src/shopstack_users/main.py", "services/users/tests/test_cli.py"], {}),
+        (["README.md"], {}),
+    ],
+)
+def test_a_change_runs_the_modules_it_can_change_the_verdicts_of(
+    files: list[str], selection: dict[str, list[str]]
+) -> None:
+    assert touched(files, [USERS, ORDERS]) == selection
+
+
+def test_every_service_names_modules_and_tests_that_exist() -> None:
+    from shopstack_devstack.paths import REPO_ROOT
+
+    for service in SERVICES:
+        found = target(service)
+        assert found.files
+        assert found.tests
+        for path in found.files + found.tests:
+            assert (REPO_ROOT / path).exists(), path
+
+
+def test_a_change_that_touches_no_module_runs_each_service_in_turn() -> None:
+    chosen = [rotating(["gateway", "users"], commit) for commit in ("a0", "a1", "a2", "a3")]
+    assert chosen == ["gateway", "users", "gateway", "users"]

@@ -18,6 +18,8 @@ function and the change, not mutmut's number, which shifts whenever the function
 
     python -m shopstack_devstack.mutation run [SERVICE...]   # mutmut, then the check
     python -m shopstack_devstack.mutation check [SERVICE...] # the check of the last run
+    python -m shopstack_devstack.mutation changed [SERVICE...] [--base REF]  # make ci: the
+        # modules of SERVICEs a change touches since the merge base with origin/main
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,9 +42,14 @@ SERVICES = ("users", "orders", "gateway")
 THRESHOLD = 85.0
 EQUIVALENTS = Path("tests") / "equivalent_mutants.toml"
 LOGS = REPO_ROOT / "test-results" / "mutation"
+# mutmut's exit codes of a mutant that ran past its time: SIGXCPU from the CPU limit or the
+# wall-clock one, SIGKILL a second after the CPU limit when SIGXCPU did not stop it. The time
+# limits are wide (``timeout_constant`` in ``[tool.mutmut]``) and each test has a pytest-timeout
+# of its own, so only a mutant that hangs gets here, never a test slowed by a busy machine.
+TIMED_OUT = frozenset({36, 24, -24, 152, 255, -9})
 # mutmut's exit codes that mean a test failed on the mutant (a timeout is a kill too: the
 # mutant hangs where the original does not).
-KILLED = frozenset({1, 3, 36, 24, -24, 152, 255, 37})
+KILLED = frozenset({1, 3, 37, *TIMED_OUT})
 # mutmut joins a class and its method with this character in a mutant's name.
 _CLASS_SEPARATOR = "\u01c1"
 
@@ -53,6 +61,7 @@ class Mutant:
     change: str
     name: str
     killed: bool
+    timed_out: bool = False
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -65,6 +74,7 @@ class ModuleScore:
     total: int = 0
     killed: int = 0
     equivalent: int = 0
+    timed_out: int = 0
     unlisted: list[Mutant] = field(default_factory=list)
 
     @property
@@ -95,7 +105,9 @@ def change_of(diff: str) -> str:
 
 
 def read_mutants(service_dir: Path) -> list[Mutant]:
-    """Every mutant of the last run in ``service_dir/mutants`` with its outcome."""
+    """Every mutant of the last run in ``service_dir/mutants`` with its outcome. A module none
+    of whose mutants ran was left out of the run (``changed`` runs the modules a change
+    touches) and is left out here; one with only some checked is a run that did not finish."""
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
     mutants = []
@@ -103,6 +115,8 @@ def read_mutants(service_dir: Path) -> list[Mutant]:
     for meta in sorted(root.rglob("*.py.meta")):
         source = meta.with_suffix("")
         exit_codes: Mapping[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        if all(code is None for code in exit_codes.values()):
+            continue
         for name, code in exit_codes.items():
             mangled, _, _ = name.partition("__mutmut_")
             module = mangled.rpartition(".")[0]
@@ -110,7 +124,9 @@ def read_mutants(service_dir: Path) -> list[Mutant]:
                 raise RuntimeError(f"{name} was not checked: the mutation run did not finish")
             killed = code in KILLED
             change = "" if killed else change_of(get_diff_for_mutant(name, path=source))
-            mutants.append(Mutant(module, function_of(mangled), change, name, killed))
+            mutants.append(
+                Mutant(module, function_of(mangled), change, name, killed, code in TIMED_OUT)
+            )
     return mutants
 
 
@@ -131,6 +147,7 @@ def score(
     for mutant in mutants:
         entry = scores.setdefault(mutant.module, ModuleScore(mutant.module))
         entry.total += 1
+        entry.timed_out += mutant.timed_out
         if mutant.killed:
             entry.killed += 1
         elif mutant.key in equivalents:
@@ -169,7 +186,37 @@ def survivors_toml(mutants: Iterable[Mutant]) -> str:
     return "\n".join(blocks)
 
 
-def check(services: Sequence[str]) -> int:
+@dataclass(frozen=True)
+class Target:
+    """What a service's ``[tool.mutmut]`` mutates and the tests it runs against it."""
+
+    service: str
+    files: tuple[str, ...]  # the mutated modules, relative to the repository
+    tests: tuple[str, ...]  # the test selection, relative to the repository
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        return tuple(module_of(path) for path in self.files)
+
+
+def module_of(path: str) -> str:
+    """``services/users/src/shopstack_users/passwords.py`` -> ``shopstack_users.passwords``."""
+    return path.partition("/src/")[2].removesuffix(".py").replace("/", ".")
+
+
+def target(service: str) -> Target:
+    base = f"services/{service}"
+    config = tomllib.loads((REPO_ROOT / base / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return Target(
+        service,
+        tuple(f"{base}/{path}" for path in config["only_mutate"]),
+        tuple(f"{base}/{path}" for path in config["pytest_add_cli_args_test_selection"]),
+    )
+
+
+def check(services: Sequence[str], *, modules: Mapping[str, Sequence[str]] | None = None) -> int:
+    """The last run of ``services``; ``modules``: the modules it was asked for, each of which
+    must have results."""
     problems: list[str] = []
     for service in services:
         service_dir = REPO_ROOT / "services" / service
@@ -178,13 +225,20 @@ def check(services: Sequence[str]) -> int:
             problems.append(f"{service}: no mutants found; did `mutation run` run?")
             continue
         scores, stale = score(mutants, read_equivalents(service_dir))
+        problems.extend(
+            f"{module}: no results in the run that was asked for it"
+            for module in (modules or {}).get(service, ())
+            if module not in scores
+        )
         for entry in scores.values():
             print(
-                f"{entry.module:<45} {entry.killed:>4}/{entry.total:<4} killed, "
-                f"{entry.equivalent:>3} equivalent, {len(entry.unlisted):>3} unlisted: "
-                f"{entry.score:5.1f}%"
+                f"{entry.module:<45} {entry.killed:>4}/{entry.total:<4} killed "
+                f"({entry.timed_out} by a timeout), {entry.equivalent:>3} equivalent, "
+                f"{len(entry.unlisted):>3} unlisted: {entry.score:5.1f}%"
             )
         for module, function, _ in sorted(stale):
+            if module not in scores:
+                continue  # not part of this run
             # Not a failure: another change may have removed the mutant; the list wants pruning.
             print(
                 f"note: {service_dir / EQUIVALENTS} lists a mutant of {module} {function} "
@@ -201,48 +255,149 @@ def check(services: Sequence[str]) -> int:
     return 1 if problems else 0
 
 
-def run(services: Sequence[str], *, children: int) -> int:
-    """mutmut over each service from scratch, on one embedded PostgreSQL and Redis."""
-    from shopstack_devstack.backends import start_servers
+# A run's test processes copy their database from this one, migrated once per run.
+TEMPLATE_DATABASE = "shopstack_mutation_template"
 
-    with start_servers("embedded") as servers:
+
+def run(selection: Mapping[str, Sequence[str]], *, children: int) -> int:
+    """mutmut over each service from scratch, on one embedded PostgreSQL and Redis.
+    ``selection``: the modules to mutate per service (empty: all of the service's)."""
+    from shopstack_devstack.backends import start_servers
+    from shopstack_devstack.pytest_plugin import migrate_template
+
+    with (
+        start_servers("embedded") as servers,
+        tempfile.TemporaryDirectory(prefix="shopstack-redis-slots-") as slots,
+    ):
+        migrate_template(servers.postgres_url, TEMPLATE_DATABASE)
         env = {
             **os.environ,
             "SHOPSTACK_TEST_BACKEND": "external",
             "SHOPSTACK_TEST_DATABASE_URL": servers.postgres_url,
             "SHOPSTACK_TEST_REDIS_URL": servers.redis_url,
+            "SHOPSTACK_TEST_DATABASE_TEMPLATE": TEMPLATE_DATABASE,
+            # Test processes of two mutants run at once: each locks a Redis database of its own.
+            "SHOPSTACK_TEST_REDIS_SLOTS": slots,
         }
-        for service in services:
+        for service, modules in selection.items():
             service_dir = REPO_ROOT / "services" / service
             # A fresh copy each run: a previous run's results must not stand for today's code.
             shutil.rmtree(service_dir / "mutants", ignore_errors=True)
             log = LOGS / f"{service}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            print(f"mutmut: {service} (its output: {log})", flush=True)
+            print(f"mutmut: {service} {' '.join(modules)} (its output: {log})", flush=True)
+            patterns = [f"{module}.*" for module in modules]
             with log.open("w") as out:
                 done = subprocess.run(  # noqa: S603 - mutmut of this environment
-                    [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)],
+                    [sys.executable, "-m", "mutmut", "run", "--max-children", str(children),
+                     *patterns],
                     cwd=service_dir, env=env, stdout=out, stderr=subprocess.STDOUT, check=False,
                 )  # fmt: skip
             if done.returncode != 0:
                 print(f"mutmut failed on {service} (exit {done.returncode}):", file=sys.stderr)
                 print(log.read_text()[-3000:], file=sys.stderr)
                 return done.returncode
-    return check(services)
+    return check(list(selection), modules=selection)
+
+
+# Changes to these decide every mutant's verdict: every module is run again.
+SHARED = (
+    "tools/devstack/src/shopstack_devstack/mutation.py",
+    "tools/devstack/src/shopstack_devstack/pytest_plugin.py",
+    "uv.lock",
+)
+
+
+def touched(files: Iterable[str], targets: Iterable[Target]) -> dict[str, list[str]]:
+    """The modules per service a change to ``files`` can change the verdicts of: a module's
+    own file runs that module; its service's test selection, conftest, equivalents or
+    pyproject.toml run every module of the service; a file in ``SHARED`` runs them all."""
+    changed = set(files)
+    selection: dict[str, list[str]] = {}
+    for t in targets:
+        base = f"services/{t.service}/"
+        whole = bool(changed & set(SHARED)) or any(
+            path.startswith(t.tests)
+            or path in {f"{base}pyproject.toml", f"{base}{EQUIVALENTS}", f"{base}tests/conftest.py"}
+            for path in changed
+        )
+        modules = [module_of(f) for f in t.files if whole or f in changed]
+        if modules:
+            selection[t.service] = modules
+    return selection
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(  # noqa: S603 - git of this checkout
+        ["git", *args],  # noqa: S607 - git from PATH, as the Makefile runs it
+        cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def merge_base() -> str:
+    """Where this change starts: the merge base with origin/main, or HEAD~1 with no remote."""
+    try:
+        return _git("merge-base", "HEAD", "origin/main")
+    except RuntimeError:
+        return _git("rev-parse", "HEAD~1")
+
+
+def rotating(services: Sequence[str], commit: str) -> str:
+    """The service a change that touches no module runs: one per commit, in turn by the
+    commit's hash, so a clean clone of main still checks one service's modules in full.
+    ``services``: those whose full run fits the 10-minute bound (``--rotation``)."""
+    return services[int(commit, 16) % len(services)]
+
+
+def changed(
+    services: Sequence[str], base: str | None, *, rotation: Sequence[str], children: int
+) -> int:
+    """The modules of ``services`` a change touches since ``base``; none touched: one
+    service of ``rotation``, by ``rotating``."""
+    base = base or merge_base()
+    # Against the working tree: committed and uncommitted changes alike.
+    files = _git("diff", "--name-only", base).splitlines()
+    selection = touched(files, [target(service) for service in services])
+    if not selection:
+        chosen = rotating(rotation, _git("rev-parse", "HEAD"))
+        print(f"mutation: no module touched since {base[:12]}: {chosen} in turn")
+        selection = {chosen: []}
+    else:
+        print(f"mutation: since {base[:12]} the change touches:")
+        for service, modules in selection.items():
+            print(f"  {service}: {', '.join(modules)}")
+        whole = {t.service: list(t.modules) for t in map(target, selection)}
+        # A whole service runs as one mutmut run with no patterns.
+        selection = {s: ([] if m == whole[s] else m) for s, m in selection.items()}
+    return run(selection, children=children)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shopstack_devstack.mutation")
-    parser.add_argument("command", choices=["run", "check"])
+    parser.add_argument("command", choices=["run", "check", "changed"])
     parser.add_argument("services", nargs="*", metavar="SERVICE", help=", ".join(SERVICES))
-    parser.add_argument("--children", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--children", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--base", help="changed: the commit to diff against (default: merge base)")
+    parser.add_argument(
+        "--rotation",
+        nargs="+",
+        default=[],
+        metavar="SERVICE",
+        help="changed: the services run in turn when no module is touched (default: SERVICEs)",
+    )
     args = parser.parse_args(argv)
-    unknown = set(args.services) - set(SERVICES)
+    unknown = (set(args.services) | set(args.rotation)) - set(SERVICES)
     if unknown:
         parser.error(f"no such service: {', '.join(sorted(unknown))}")
     services = list(dict.fromkeys(args.services)) or list(SERVICES)
     if args.command == "run":
-        return run(services, children=args.children)
+        return run({service: [] for service in services}, children=args.children)
+    if args.command == "changed":
+        rotation = args.rotation or services
+        return changed(services, args.base, rotation=rotation, children=args.children)
     return check(services)
 
 

@@ -4,16 +4,24 @@ Servers start once per run, on first use, from the backend ``SHOPSTACK_TEST_BACK
 (see ``backends``). Every run gets its own database with every service's migrations applied;
 every test starts from empty tables and an empty Redis, so tests pass in any order.
 A test that uses ``database_url`` or ``redis_url`` is marked ``integration`` automatically.
+
+Runs that share one server at the same time (the mutation runs' test processes) name two
+things: ``SHOPSTACK_TEST_DATABASE_TEMPLATE``, a database already migrated to head that each
+run's database is copied from (a copy costs a fraction of the migrations), and
+``SHOPSTACK_TEST_REDIS_SLOTS``, a folder where each run locks one of Redis's logical
+databases for itself, so one run emptying Redis before a test never empties another's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,15 +133,16 @@ def _with_database(url: str, database: str) -> str:
 @pytest.fixture(scope="session")
 def database_url(test_servers: Servers) -> Iterator[str]:
     """A fresh database with every service's schema migrated to head (plain postgresql:// URL)."""
-    from shopstack_common.migrations import upgrade
-    from shopstack_common.settings import sqlalchemy_url
-
     name = f"shopstack_test_{uuid.uuid4().hex[:12]}"
+    template = os.environ.get("SHOPSTACK_TEST_DATABASE_TEMPLATE")
     with psycopg.connect(test_servers.postgres_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        if template:
+            create_from_template(admin, name, template)
+        else:
+            admin.execute(f'CREATE DATABASE "{name}"')
     url = _with_database(test_servers.postgres_url, name)
-    for schema in SCHEMAS:
-        upgrade(schema.migrations, sqlalchemy_url(url, "psycopg"), schema.schema)
+    if not template:
+        _migrate(url)
     try:
         yield url
     finally:
@@ -142,6 +151,35 @@ def database_url(test_servers: Servers) -> Iterator[str]:
             psycopg.connect(test_servers.postgres_url, autocommit=True) as admin,
         ):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def create_from_template(admin: psycopg.Connection[object], name: str, template: str) -> None:
+    """``CREATE DATABASE name TEMPLATE template``. PostgreSQL refuses a copy while another
+    session is connected to the template, which a concurrent copy briefly is: retried."""
+    for attempt in range(50):
+        try:
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
+
+
+def migrate_template(postgres_url: str, template: str) -> None:
+    """A database named ``template`` with every service's schema migrated to head."""
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{template}"')
+    _migrate(_with_database(postgres_url, template))
+
+
+def _migrate(url: str) -> None:
+    from shopstack_common.migrations import upgrade
+    from shopstack_common.settings import sqlalchemy_url
+
+    for schema in SCHEMAS:
+        upgrade(schema.migrations, sqlalchemy_url(url, "psycopg"), schema.schema)
 
 
 @pytest.fixture
@@ -194,9 +232,44 @@ def freezable_redis(tmp_path: Path) -> Iterator[FreezableRedis]:
             process.wait(5)
 
 
+# Redis's default number of logical databases; 0 is left to runs that lock none.
+REDIS_SLOTS = range(1, 16)
+
+
 @pytest.fixture(scope="session")
-def redis_url(test_servers: Servers) -> str:
-    return test_servers.redis_url
+def redis_url(test_servers: Servers) -> Iterator[str]:
+    slots = os.environ.get("SHOPSTACK_TEST_REDIS_SLOTS")
+    if not slots:
+        yield test_servers.redis_url
+        return
+    with _locked_redis_slot(Path(slots)) as slot:
+        base, _, query = test_servers.redis_url.partition("?")
+        scheme, _, rest = base.partition("://")
+        server = rest.split("/", 1)[0]
+        yield f"{scheme}://{server}/{slot}" + (f"?{query}" if query else "")
+
+
+@contextlib.contextmanager
+def _locked_redis_slot(folder: Path) -> Iterator[int]:
+    """A logical database no other running test process holds (an flock: it is let go
+    when the process ends, however it ends)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for slot in REDIS_SLOTS:
+        with (folder / f"{slot}.lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            try:
+                yield slot
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+    pytest.exit(
+        f"every Redis database {REDIS_SLOTS.start}-{REDIS_SLOTS.stop - 1} is held by another "
+        f"test process (locks in {folder})",
+        returncode=3,
+    )
 
 
 @pytest.fixture(scope="session")
