@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
+from shopstack_devstack import mutation
 from shopstack_devstack.mutation import (
     EQUIVALENTS,
     SERVICES,
@@ -17,6 +20,7 @@ from shopstack_devstack.mutation import (
     function_of,
     module_of,
     read_equivalents,
+    read_mutants,
     rotating,
     score,
     survivors_toml,
@@ -160,3 +164,138 @@ def test_every_service_names_modules_and_tests_that_exist() -> None:
 def test_a_change_that_touches_no_module_runs_each_service_in_turn() -> None:
     chosen = [rotating(["gateway", "users"], commit) for commit in ("a0", "a1", "a2", "a3")]
     assert chosen == ["gateway", "users", "gateway", "users"]
+
+
+# -- a run's results, read back and checked --------------------------------------------------
+
+RATELIMIT = "shopstack_gateway.ratelimit"
+
+
+def write_meta(service_dir: Path, module: str, exit_codes: dict[str, int | None]) -> None:
+    """What mutmut leaves for one source file: each mutant's exit code (None: not run)."""
+    meta = service_dir / "mutants" / "src" / (module.replace(".", "/") + ".py.meta")
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({"exit_code_by_key": exit_codes}))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository root of its own for the check, with an empty gateway."""
+    monkeypatch.setattr(mutation, "REPO_ROOT", tmp_path)
+    (tmp_path / "services" / "gateway").mkdir(parents=True)
+    return tmp_path
+
+
+def test_a_run_is_read_back_mutant_by_mutant(tmp_path: Path) -> None:
+    write_meta(tmp_path, RATELIMIT, {f"{RATELIMIT}.x_check__mutmut_1": 1,
+                                     f"{RATELIMIT}.x_check__mutmut_2": 36})  # fmt: skip
+    # A module none of whose mutants ran was left out of the run.
+    write_meta(tmp_path, "shopstack_gateway.keys", {"shopstack_gateway.keys.x_get__mutmut_1": None})
+    mutants = read_mutants(tmp_path)
+    assert [(m.module, m.function, m.killed, m.timed_out) for m in mutants] == [
+        (RATELIMIT, "check", True, False),
+        (RATELIMIT, "check", True, True),
+    ]
+
+
+def test_a_run_that_did_not_finish_is_refused(tmp_path: Path) -> None:
+    write_meta(tmp_path, RATELIMIT, {f"{RATELIMIT}.x_check__mutmut_1": 1,
+                                     f"{RATELIMIT}.x_check__mutmut_2": None})  # fmt: skip
+    with pytest.raises(RuntimeError, match="did not finish"):
+        read_mutants(tmp_path)
+
+
+def test_no_equivalents_file_lists_nothing(tmp_path: Path) -> None:
+    assert read_equivalents(tmp_path) == set()
+
+
+def test_a_service_without_a_run_fails_the_check(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert mutation.check(["gateway"]) == 1
+    assert "no mutants found" in capsys.readouterr().err
+
+
+def test_a_run_with_every_mutant_killed_passes_and_names_stale_entries(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gateway = repo / "services" / "gateway"
+    write_meta(gateway, RATELIMIT, {f"{RATELIMIT}.x_check__mutmut_1": 1})
+    (gateway / EQUIVALENTS).parent.mkdir(parents=True)
+    (gateway / EQUIVALENTS).write_text(
+        f'[[equivalent]]\nmodule = "{RATELIMIT}"\nfunction = "check"\nchange = "- a\\n+ b"\n'
+        'reason = "once"\n'
+    )
+    assert mutation.check(["gateway"]) == 0
+    out = capsys.readouterr().out
+    assert f"{RATELIMIT}" in out
+    assert "100.0%" in out
+    assert "no longer survives" in out
+
+
+def test_a_module_asked_for_without_results_fails_the_check(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_meta(repo / "services" / "gateway", RATELIMIT, {f"{RATELIMIT}.x_check__mutmut_1": 1})
+    asked = {"gateway": [RATELIMIT, "shopstack_gateway.keys"]}
+    assert mutation.check(["gateway"], modules=asked) == 1
+    assert "shopstack_gateway.keys: no results" in capsys.readouterr().err
+
+
+def test_the_merge_base_is_a_commit_of_this_checkout() -> None:
+    assert re.fullmatch("[0-9a-f]{40}", mutation.merge_base())
+
+
+# -- `changed`: what a change selects (git and the run stubbed: their own tests are above) ----
+
+
+@pytest.fixture
+def selected(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, list[str]]]:
+    runs: list[dict[str, list[str]]] = []
+
+    def run(selection: dict[str, list[str]], *, children: int) -> int:
+        runs.append(selection)
+        return 0
+
+    monkeypatch.setattr(mutation, "run", run)
+    return runs
+
+
+def diff_of(monkeypatch: pytest.MonkeyPatch, files: list[str]) -> None:
+    answers = {"diff": "\n".join(files), "rev-parse": "a0"}
+    monkeypatch.setattr(mutation, "_git", lambda command, *_: answers[command])
+
+
+@pytest.mark.parametrize(
+    ("files", "selection"),
+    [
+        (["services/gateway/src/shopstack_gateway/ratelimit.py"], {"gateway": [RATELIMIT]}),
+        # A test of the service: all of its modules, as one run with no patterns.
+        (["services/gateway/tests/test_ratelimit.py"], {"gateway": []}),
+        # Nothing held touched: the service in turn, in full.
+        (["README.md"], {"gateway": []}),
+    ],
+)
+def test_changed_runs_what_the_change_touches(
+    monkeypatch: pytest.MonkeyPatch,
+    selected: list[dict[str, list[str]]],
+    files: list[str],
+    selection: dict[str, list[str]],
+) -> None:
+    diff_of(monkeypatch, files)
+    assert mutation.main(["changed", "gateway", "--rotation", "gateway", "--base", "b0"]) == 0
+    assert selected == [selection]
+
+
+def test_run_runs_each_service_in_full(selected: list[dict[str, list[str]]]) -> None:
+    assert mutation.main(["run", "gateway", "users"]) == 0
+    assert selected == [{"gateway": [], "users": []}]
+
+
+def test_an_unknown_service_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        mutation.main(["run", "nosuch"])
+
+
+def test_check_reads_the_last_run(repo: Path) -> None:
+    assert mutation.main(["check", "gateway"]) == 1
