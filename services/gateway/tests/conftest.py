@@ -294,18 +294,16 @@ class Handshake:
         return json.loads(body)
 
 
-async def websocket_handshake(
-    app: ASGIApp,
+def websocket_scope(
     path: str,
     *,
     headers: Iterable[tuple[str, str]] = (),
     denial_response: bool = True,
     client: str = CLIENT_ADDRESS,
-) -> Handshake:
-    """Open a WebSocket to ``app`` the way a server does, from a server that supports the
-    Denial Response extension or from one that does not; the connection ends as soon as the
-    app answers the handshake."""
-    scope: dict[str, Any] = {
+) -> dict[str, Any]:
+    """The scope of a WebSocket upgrade as a server hands it on, from a server that supports
+    the Denial Response extension or from one that does not."""
+    return {
         "type": "websocket",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
         "http_version": "1.1",
@@ -324,6 +322,19 @@ async def websocket_handshake(
         "state": {},
         "extensions": {"websocket.http.response": {}} if denial_response else {},
     }
+
+
+async def websocket_handshake(
+    app: ASGIApp,
+    path: str,
+    *,
+    headers: Iterable[tuple[str, str]] = (),
+    denial_response: bool = True,
+    client: str = CLIENT_ADDRESS,
+) -> Handshake:
+    """Open a WebSocket to ``app`` the way a server does (``websocket_scope``); the connection
+    ends as soon as the app answers the handshake."""
+    scope = websocket_scope(path, headers=headers, denial_response=denial_response, client=client)
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     inbox.put_nowait({"type": "websocket.connect"})
     sent: list[Message] = []

@@ -153,11 +153,13 @@ class WebSocketProxy:
 
         async def away() -> None:
             await self.going_away.event.wait()
-            await server.close(CLOSE_GOING_AWAY, "gateway shutting down")
+            # The client's close goes first: downstream would otherwise pass on the code of
+            # the upstream's reply, which need not be 1001 (aiohttp answers 1000).
             with contextlib.suppress(Exception):
                 await send(
                     {"type": "websocket.close", "code": CLOSE_GOING_AWAY, "reason": "reconnect"}
                 )
+            await server.close(CLOSE_GOING_AWAY, "gateway shutting down")
 
         tasks = [asyncio.create_task(part()) for part in (downstream, upstream, away)]
         try:
