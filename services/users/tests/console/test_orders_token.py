@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from flask import Flask
 
+from shopstack_devstack.ports import free_port
 from shopstack_users.console.orders_api import SCOPE
 from shopstack_users.resources import resources
 from shopstack_users.tokens import service as tokens
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
     from .conftest import Console, ConsoleHelpers
 
 SECRET = "the console's secret"
-# Never asked: the grant fails before the console calls the orders API.
-ORDERS_API = "http://127.0.0.1:9"
+# Where nothing listens: a grant that succeeds finds the orders API away.
+ORDERS_API = f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture
@@ -46,11 +47,8 @@ def test_a_secret_the_database_does_not_hold_is_said_on_the_page(
     assert "client 'users-console': invalid_client" in text
 
 
-@pytest.mark.parametrize("users_app", ["keyless"], indirect=True)
-def test_a_service_without_a_signing_key_is_said_on_the_page(
-    users_app: Flask, signed_in: Console, admin: dict[str, Any], helpers: ConsoleHelpers
-) -> None:
-    held = resources(users_app)
+def hold_the_console_client(app: Flask) -> None:
+    held = resources(app)
     tokens.ensure_client(
         sessions=held.sessions,
         passwords=held.passwords,
@@ -58,6 +56,24 @@ def test_a_service_without_a_signing_key_is_said_on_the_page(
         secret=SECRET,
         scopes=[SCOPE],
     )
+
+
+def test_with_its_token_granted_an_orders_api_away_is_said_on_the_page(
+    users_app: Flask, signed_in: Console, admin: dict[str, Any], helpers: ConsoleHelpers
+) -> None:
+    hold_the_console_client(users_app)
+    page = signed_in.get(f"/admin/users/{admin['id']}")
+    assert page.status_code == 200
+    text = helpers.text_of(page)
+    assert "Orders cannot be shown right now: The orders API could not be reached" in text
+    assert "invalid_client" not in text
+
+
+@pytest.mark.parametrize("users_app", ["keyless"], indirect=True)
+def test_a_service_without_a_signing_key_is_said_on_the_page(
+    users_app: Flask, signed_in: Console, admin: dict[str, Any], helpers: ConsoleHelpers
+) -> None:
+    hold_the_console_client(users_app)
     page = signed_in.get(f"/admin/users/{admin['id']}")
     assert page.status_code == 200
     text = helpers.text_of(page)
