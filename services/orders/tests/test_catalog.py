@@ -235,6 +235,16 @@ async def test_patch_to_a_taken_sku_is_409(
     assert response.json()["errors"][0]["field"] == "sku"
 
 
+async def test_an_empty_patch_changes_nothing(
+    client: httpx.AsyncClient, admin: dict[str, str], make_product: ProductFactory
+) -> None:
+    product = await make_product()
+    response = await client.patch(f"/api/v1/products/{product['id']}", json={}, headers=admin)
+    assert response.status_code == 200
+    assert response.json() == product
+    assert (await client.get(f"/api/v1/products/{product['id']}")).json() == product
+
+
 async def test_patch_and_restock_of_unknown_product_are_404(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -464,3 +464,16 @@ async def test_summary_counts_the_callers_orders_by_status(
     }
     assert summary["total"] == 4
     assert (await client.get(f"{ORDERS}/summary")).status_code == 401
+
+
+async def test_a_service_clients_summary_counts_no_orders(
+    client: httpx.AsyncClient,
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
+) -> None:
+    await place(alice, (await make_product(), 1))
+    service = Identity(client_id="users-console", scopes=frozenset({"orders:read"})).to_headers()
+    response = await client.get(f"{ORDERS}/summary", headers=service)
+    assert response.status_code == 200
+    assert response.json() == {"counts_by_status": dict.fromkeys(STATUSES, 0), "total": 0}
