@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from shopstack_common.built_once import built_once
 from shopstack_common.identity import Identity
 from shopstack_common.problems import (
     FORBIDDEN,
@@ -239,7 +240,7 @@ def _write_statement() -> Select[tuple[datetime, datetime, datetime]]:
 
 
 # Built once: building a statement of this size costs more than sending it.
-_WRITE = _write_statement()
+_write = built_once(_write_statement)
 
 
 async def _create(
@@ -281,7 +282,7 @@ async def _create(
     )
     written = (
         await session.execute(
-            _WRITE,
+            _write(),
             {
                 "p_order_id": order_id,
                 "p_user_id": buyer.user_id,
