@@ -71,6 +71,70 @@ async def test_concurrent_multi_item_orders_in_opposite_order_do_not_deadlock(
     assert [stock_in_db(database_url, p) for p in products] == [0, 0, 0]
 
 
+async def test_an_order_takes_its_products_in_id_order_whatever_its_lines_order(
+    make_product: ProductFactory, place: OrderPlacer, database_url: str
+) -> None:
+    """The test above, without the race: the order's lines name the higher id first, and
+    another transaction holds that product's row. The order must wait for it already holding
+    the lower one, which it took first."""
+    low, high = sorted([await make_product(stock=5), await make_product(stock=5)], key=by_id)
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await lock_product(holder, high)
+        pending = asyncio.create_task(place(customer(), (high, 1), (low, 2)))
+        await wait_for_lock_waiter(database_url)
+        assert await is_locked(database_url, low)
+        await holder.rollback()
+    assert (await pending).status_code == 201
+    assert [stock_in_db(database_url, p) for p in (low, high)] == [3, 4]
+
+
+async def test_a_cancel_returns_its_products_in_id_order_whatever_its_lines_order(
+    client: httpx.AsyncClient, make_product: ProductFactory, place: OrderPlacer, database_url: str
+) -> None:
+    """Cancelling gives the stock back in the same order as an order takes it, so a cancel
+    and an order over the same products queue instead of waiting in a cycle."""
+    low, high = sorted([await make_product(stock=5), await make_product(stock=5)], key=by_id)
+    buyer = customer()
+    order = (await place(buyer, (high, 1), (low, 2))).json()
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await lock_product(holder, high)
+        pending = asyncio.create_task(
+            client.post(f"/api/v1/orders/{order['id']}/cancel", headers=buyer)
+        )
+        await wait_for_lock_waiter(database_url)
+        assert await is_locked(database_url, low)
+        await holder.rollback()
+    assert (await pending).status_code == 200
+    assert [stock_in_db(database_url, p) for p in (low, high)] == [5, 5]
+
+
+def by_id(product: dict[str, Any]) -> str:
+    # PostgreSQL orders uuids by their bytes, as their hex text sorts.
+    return str(product["id"])
+
+
+async def lock_product(
+    connection: psycopg.AsyncConnection[Any], product: dict[str, Any], *, wait: bool = True
+) -> None:
+    # The lock a stock UPDATE takes: FOR UPDATE would also hold back the order's foreign key
+    # checks (FOR KEY SHARE), before it reaches the stock.
+    lock = "FOR NO KEY UPDATE" if wait else "FOR NO KEY UPDATE NOWAIT"
+    await connection.execute(
+        f"SELECT 1 FROM orders.products WHERE id = %s {lock}",  # noqa: S608 (one of two literals)
+        (product["id"],),
+    )
+
+
+async def is_locked(database_url: str, product: dict[str, Any]) -> bool:
+    """Whether another transaction holds the product's row lock now (asks without waiting)."""
+    async with await psycopg.AsyncConnection.connect(database_url) as probe:
+        try:
+            await lock_product(probe, product, wait=False)
+        except psycopg.errors.LockNotAvailable:
+            return True
+        return False
+
+
 async def test_mixed_concurrent_orders_never_oversell_any_product(
     make_product: ProductFactory, place: OrderPlacer, database_url: str
 ) -> None:
