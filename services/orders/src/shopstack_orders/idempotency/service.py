@@ -19,10 +19,8 @@ recorded, and a failed request, which changed nothing, may be retried with the s
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,22 +32,19 @@ from sqlalchemy import (
     Table,
     Uuid,
     bindparam,
-    delete,
     func,
     literal,
     select,
     text,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert, Update
 
 from shopstack_common.built_once import built_once
 from shopstack_common.database_errors import sqlstate
-from shopstack_common.logs import BurstLogger
 from shopstack_common.problems import (
     IDEMPOTENCY_KEY_IN_FLIGHT,
     IDEMPOTENCY_KEY_REUSED,
@@ -61,8 +56,6 @@ from shopstack_orders.idempotency.schemas import Outcome
 from shopstack_orders.metrics import IDEMPOTENCY_CONFLICTS, IDEMPOTENT_REPLAYS
 
 T = TypeVar("T", bound=BaseModel)
-
-logger = logging.getLogger(__name__)
 
 KEY_HEADER = "Idempotency-Key"
 
@@ -272,48 +265,3 @@ async def _claim(
     assert record.response_status is not None
     assert record.response_body is not None
     return record.response_status, record.response_body
-
-
-async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
-    """Delete key records past their retention, in batches; returns how many went."""
-    purged = 0
-    while True:
-        batch = (
-            select(IdempotencyKey.caller, IdempotencyKey.key)
-            .where(IdempotencyKey.expires_at <= func.now())
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        async with session.begin():
-            result = await session.execute(
-                delete(IdempotencyKey).where(
-                    tuple_(IdempotencyKey.caller, IdempotencyKey.key).in_(batch)
-                )
-            )
-        deleted = int(getattr(result, "rowcount", 0) or 0)
-        purged += deleted
-        if deleted < batch_size:
-            return purged
-
-
-async def purge_periodically(
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    interval_seconds: float,
-    batch_size: int,
-    burst_log: BurstLogger,
-) -> None:
-    """Run ``purge_expired`` every ``interval_seconds`` until cancelled. Every replica may run
-    it: batches skip rows another process holds, so they share the work."""
-    while True:
-        await asyncio.sleep(interval_seconds)
-        try:
-            async with sessions() as session:
-                purged = await purge_expired(session=session, batch_size=batch_size)
-        except Exception as error:
-            burst_log.warning(
-                "idempotency-purge", "Purging expired idempotency keys failed: %r", error
-            )
-            continue
-        if purged:
-            logger.info("purged %d expired idempotency keys", purged)
