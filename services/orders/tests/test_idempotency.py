@@ -209,6 +209,18 @@ async def test_keys_are_scoped_to_the_caller(
     assert count(database_url, "orders") == 2
 
 
+async def test_each_key_of_a_caller_replays_its_own_response(
+    make_product: ProductFactory, place: OrderPlacer, alice: dict[str, str]
+) -> None:
+    tea = await make_product(stock=10)
+    first = await place(alice, (tea, 1), key="first")
+    second = await place(alice, (tea, 2), key="second")
+    for key, original in (("second", second), ("first", first)):
+        again = await place(alice, (tea, original.json()["items"][0]["quantity"]), key=key)
+        assert again.headers[REPLAYED] == "true"
+        assert again.json() == original.json()
+
+
 async def test_a_retry_while_the_first_is_in_flight_is_409(
     client: httpx.AsyncClient,
     make_product: ProductFactory,
