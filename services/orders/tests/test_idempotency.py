@@ -538,3 +538,38 @@ def test_the_fingerprint_of_a_request_does_not_change_between_releases() -> None
         == request.fingerprint
     )
     assert fingerprint(operation="cancel_order", payload=FIXED_PAYLOAD) != request.fingerprint
+
+
+async def test_the_claim_leaves_the_connections_own_lock_timeout_as_it_was(
+    database_url: str,
+) -> None:
+    """Both of the claim's settings are local to its transaction: a connection with a
+    ``lock_timeout`` of its own (a ``SET`` for the session) has it again after a claim and
+    after a replay, as it goes back to the pool."""
+    engine = create_async_engine(
+        sqlalchemy_url(database_url, "asyncpg"), pool_size=1, max_overflow=0
+    )
+    policy = IdempotencyPolicy(retention=timedelta(hours=24), lock_timeout_ms=100)
+    request = idempotent_request(caller="c", key="k", operation="op", payload={})
+
+    async def answer() -> Setting:
+        return Setting(value="done")
+
+    seen = []
+    try:
+        async with AsyncSession(engine) as session:
+            await session.execute(text("SET lock_timeout = '7s'"))
+            await session.commit()
+            for _ in ("claim", "replay"):
+                await run(
+                    session=session,
+                    request=request,
+                    policy=policy,
+                    status_code=200,
+                    action=answer,
+                )
+                seen.append(await session.scalar(text("SHOW lock_timeout")))
+                await session.rollback()
+    finally:
+        await engine.dispose()
+    assert seen == ["7s", "7s"]

@@ -84,7 +84,11 @@ async def test_every_status_pair(
         assert response.headers["content-type"] == "application/problem+json"
         problem = response.json()
         assert (problem["from"], problem["to"]) == (current, target)
-        assert problem["allowed"] == sorted(b for a, b in LEGAL if a == current)
+        allowed = sorted(b for a, b in LEGAL if a == current)
+        assert problem["allowed"] == allowed
+        assert problem["detail"] == f"An order that is {current} cannot become {target}; " + (
+            f"it can become {', '.join(allowed)}." if allowed else "its status is final."
+        )
         assert after == before
         assert stock_after == stock_before
 
@@ -160,3 +164,4 @@ async def test_transition_of_unknown_order_is_404(
         headers=admin,
     )
     assert response.status_code == 404
+    assert response.json()["detail"] == "No order 00000000-0000-4000-8000-000000000000."

@@ -30,15 +30,14 @@ from pydantic import BaseModel
 from sqlalchemy import (
     Interval,
     Table,
-    Uuid,
     bindparam,
     func,
     literal,
+    null,
     select,
-    text,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert, Update
@@ -131,9 +130,11 @@ def _claim_statement() -> ReturningInsert[tuple[str]]:
 
     The row comes from a SELECT that first sets ``lock_timeout`` for this transaction, so the
     limit is in force when the insert meets another transaction's uncommitted row for the
-    same key. RETURNING, evaluated only once the row is in, restores the session's own
-    setting: the product row locks taken later in the transaction wait normally. When
-    nothing is claimed the transaction only reads the record and ends.
+    same key. RETURNING, evaluated only once the row is in, sets it back for the rest of the
+    transaction to the session's configured value (``set_config`` with NULL: what ``RESET``
+    gives): the product row locks taken later in the transaction wait normally. When nothing
+    is claimed the transaction only reads the record and ends. Both settings are local to the
+    transaction, so the connection goes back to the pool as it came.
     """
     bounded = select(func.set_config("lock_timeout", bindparam("p_lock_timeout"), True)).subquery()
     columns = ["caller", "key", "fingerprint", "status", "created_at", "expires_at"]
@@ -149,12 +150,6 @@ def _claim_statement() -> ReturningInsert[tuple[str]]:
             func.now() + bindparam("p_retention", type_=Interval()),
         ).select_from(bounded),
     )
-    session_setting = (
-        select(text("reset_val"))
-        .select_from(text("pg_settings"))
-        .where(text("name = 'lock_timeout'"))
-        .scalar_subquery()
-    )
     # A record past its retention is as good as absent: the claim takes it over.
     return statement.on_conflict_do_update(
         index_elements=["caller", "key"],
@@ -168,7 +163,7 @@ def _claim_statement() -> ReturningInsert[tuple[str]]:
             "expires_at": statement.excluded.expires_at,
         },
         where=_KEYS.c.expires_at <= func.now(),
-    ).returning(func.set_config("lock_timeout", session_setting, True))
+    ).returning(func.set_config("lock_timeout", null(), True))
 
 
 def _record_statement() -> Update:
@@ -181,8 +176,9 @@ def _record_statement() -> Update:
         .values(
             status=COMPLETED,
             response_status=bindparam("p_response_status"),
-            response_body=bindparam("p_response_body", type_=JSONB()),
-            resource_id=bindparam("p_resource_id", type_=Uuid()),
+            # Typed by their columns.
+            response_body=bindparam("p_response_body"),
+            resource_id=bindparam("p_resource_id"),
         )
     )
 
