@@ -351,19 +351,33 @@ async def test_a_malformed_key_is_422_naming_the_header(
 
 
 async def test_cancel_with_a_key_replays_and_returns_the_stock_once(
+    *,
     client: httpx.AsyncClient,
     make_product: ProductFactory,
     place: OrderPlacer,
     alice: dict[str, str],
     database_url: str,
+    metric: MetricReader,
 ) -> None:
     tea = await make_product(stock=10)
     order = (await place(alice, (tea, 4))).json()
     headers = alice | {"Idempotency-Key": "cancel-1"}
+    replays = "shopstack_orders_idempotent_replays_total"
+    replays_before = await metric(replays, operation="cancel_order")
     first = await client.post(f"{ORDERS}/{order['id']}/cancel", headers=headers)
     again = await client.post(f"{ORDERS}/{order['id']}/cancel", headers=headers)
     assert first.status_code == again.status_code == 200
     assert again.headers[REPLAYED] == "true"
+    assert await metric(replays, operation="cancel_order") == replays_before + 1
+    # The record's fingerprint is the cancel's operation and order, as every release digests
+    # them: a retry that reaches another release still matches.
+    with psycopg.connect(database_url) as connection:
+        stored = connection.execute(
+            "SELECT fingerprint FROM orders.idempotency_keys WHERE key = 'cancel-1'"
+        ).fetchone()
+    assert stored == (
+        fingerprint(operation="cancel_order", payload={"order_id": order["id"], "to": "cancelled"}),
+    )
     assert again.json() == first.json()
     assert await stock_of(client, tea) == 10
     # Without the key, the repeat is what it is: an illegal change.
