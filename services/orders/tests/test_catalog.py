@@ -5,6 +5,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import psycopg
 import pytest
 
 if TYPE_CHECKING:
@@ -289,4 +290,36 @@ async def test_restock_cannot_pass_the_stock_ceiling(
     assert response.json()["errors"] == [
         {"field": "quantity", "location": "body", "message": "at most 1"}
     ]
+    assert response.json()["detail"] == "Stock is 999999999; it cannot exceed 1000000000."
     assert (await client.get(f"/api/v1/products/{product['id']}")).json()["stock"] == 999_999_999
+
+
+async def test_restock_may_reach_the_stock_ceiling_exactly(
+    client: httpx.AsyncClient, admin: dict[str, str], make_product: ProductFactory
+) -> None:
+    product = await make_product(stock=999_999_999)
+    response = await client.post(
+        f"/api/v1/products/{product['id']}/restock", json={"quantity": 1}, headers=admin
+    )
+    assert response.status_code == 200
+    assert response.json()["stock"] == 1_000_000_000
+
+
+async def test_restock_changes_only_its_own_product(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    make_product: ProductFactory,
+    database_url: str,
+) -> None:
+    restocked, other = await make_product(stock=3), await make_product(stock=3)
+    response = await client.post(
+        f"/api/v1/products/{restocked['id']}/restock", json={"quantity": 4}, headers=admin
+    )
+    assert response.json()["id"] == restocked["id"]
+    # From the database: a cached read could hide a change to the other product.
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            "SELECT id::text, stock FROM orders.products WHERE id = ANY(%s)",
+            ([restocked["id"], other["id"]],),
+        ).fetchall()
+    assert dict(rows) == {restocked["id"]: 7, other["id"]: 3}

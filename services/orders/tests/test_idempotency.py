@@ -18,7 +18,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from shopstack_common.settings import sqlalchemy_url
-from shopstack_orders.idempotency.service import IdempotencyPolicy, idempotent_request, run
+from shopstack_orders.idempotency.service import (
+    IdempotencyPolicy,
+    fingerprint,
+    idempotent_request,
+    run,
+)
 
 if TYPE_CHECKING:
     from services.orders.tests.conftest import (
@@ -132,10 +137,17 @@ async def test_the_payload_is_compared_by_meaning_not_bytes(
 
 
 async def test_same_key_with_another_payload_is_422(
-    make_product: ProductFactory, place: OrderPlacer, alice: dict[str, str], database_url: str
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
+    database_url: str,
+    metric: MetricReader,
 ) -> None:
     tea = await make_product()
     assert (await place(alice, (tea, 1), key="k")).status_code == 201
+    refused_before = await metric(
+        "shopstack_orders_idempotency_conflicts_total", reason="payload_mismatch"
+    )
     for different in (
         await place(alice, (tea, 2), key="k"),
         await place(alice, (tea, 1), key="k", note="now with a note"),
@@ -149,7 +161,14 @@ async def test_same_key_with_another_payload_is_422(
                 "message": "already used with a different payload",
             }
         ]
+        assert different.json()["detail"] == (
+            "This Idempotency-Key was used for a different request; use a new key."
+        )
     assert count(database_url, "orders") == 1
+    refused_after = await metric(
+        "shopstack_orders_idempotency_conflicts_total", reason="payload_mismatch"
+    )
+    assert refused_after == refused_before + 2
 
 
 async def test_a_key_used_to_place_an_order_cannot_cancel_one(
@@ -182,7 +201,24 @@ async def test_keys_are_scoped_to_the_caller(
     assert REPLAYED not in theirs.headers
     assert mine.json()["id"] != theirs.json()["id"]
     assert theirs.json()["user_id"] == bob["X-Shopstack-User-Id"]
+    # Each caller's repeat finds its own record, though both records have the key.
+    for headers, original in ((bob, theirs), (alice, mine)):
+        again = await place(headers, (tea, 1), key="shared")
+        assert again.headers[REPLAYED] == "true"
+        assert again.json() == original.json()
     assert count(database_url, "orders") == 2
+
+
+async def test_each_key_of_a_caller_replays_its_own_response(
+    make_product: ProductFactory, place: OrderPlacer, alice: dict[str, str]
+) -> None:
+    tea = await make_product(stock=10)
+    first = await place(alice, (tea, 1), key="first")
+    second = await place(alice, (tea, 2), key="second")
+    for key, original in (("second", second), ("first", first)):
+        again = await place(alice, (tea, original.json()["items"][0]["quantity"]), key=key)
+        assert again.headers[REPLAYED] == "true"
+        assert again.json() == original.json()
 
 
 async def test_a_retry_while_the_first_is_in_flight_is_409(
@@ -209,6 +245,39 @@ async def test_a_retry_while_the_first_is_in_flight_is_409(
     assert replay.headers[REPLAYED] == "true"
     assert replay.json() == done.json()
     assert await stock_of(client, tea) == 9
+
+
+async def test_a_committed_record_still_in_flight_is_not_replayed(
+    make_product: ProductFactory,
+    place: OrderPlacer,
+    alice: dict[str, str],
+    database_url: str,
+    metric: MetricReader,
+) -> None:
+    """A record committed before its response (by a process that commits in stages) is in
+    flight, not a response: the repeat is told to retry, and nothing is placed."""
+    tea = await make_product(stock=10)
+    with psycopg.connect(database_url) as connection:
+        connection.execute(
+            "INSERT INTO orders.idempotency_keys (caller, key, fingerprint, status, created_at,"
+            " expires_at) VALUES (%s, 'staged', 'unknown', 'in_flight', now(),"
+            " now() + interval '1 day')",
+            (alice["X-Shopstack-User-Id"],),
+        )
+    in_flight_before = await metric(
+        "shopstack_orders_idempotency_conflicts_total", reason="in_flight"
+    )
+    retry = await place(alice, (tea, 1), key="staged")
+    assert retry.status_code == 409
+    assert retry.json()["detail"] == (
+        "A request with this Idempotency-Key is still being processed; retry shortly."
+    )
+    assert retry.headers["retry-after"] == "1"
+    in_flight_after = await metric(
+        "shopstack_orders_idempotency_conflicts_total", reason="in_flight"
+    )
+    assert in_flight_after == in_flight_before + 1
+    assert count(database_url, "orders") == 0
 
 
 async def test_a_crash_mid_request_leaves_neither_order_nor_key(
@@ -282,19 +351,33 @@ async def test_a_malformed_key_is_422_naming_the_header(
 
 
 async def test_cancel_with_a_key_replays_and_returns_the_stock_once(
+    *,
     client: httpx.AsyncClient,
     make_product: ProductFactory,
     place: OrderPlacer,
     alice: dict[str, str],
     database_url: str,
+    metric: MetricReader,
 ) -> None:
     tea = await make_product(stock=10)
     order = (await place(alice, (tea, 4))).json()
     headers = alice | {"Idempotency-Key": "cancel-1"}
+    replays = "shopstack_orders_idempotent_replays_total"
+    replays_before = await metric(replays, operation="cancel_order")
     first = await client.post(f"{ORDERS}/{order['id']}/cancel", headers=headers)
     again = await client.post(f"{ORDERS}/{order['id']}/cancel", headers=headers)
     assert first.status_code == again.status_code == 200
     assert again.headers[REPLAYED] == "true"
+    assert await metric(replays, operation="cancel_order") == replays_before + 1
+    # The record's fingerprint is the cancel's operation and order, as every release digests
+    # them: a retry that reaches another release still matches.
+    with psycopg.connect(database_url) as connection:
+        stored = connection.execute(
+            "SELECT fingerprint FROM orders.idempotency_keys WHERE key = 'cancel-1'"
+        ).fetchone()
+    assert stored == (
+        fingerprint(operation="cancel_order", payload={"order_id": order["id"], "to": "cancelled"}),
+    )
     assert again.json() == first.json()
     assert await stock_of(client, tea) == 10
     # Without the key, the repeat is what it is: an illegal change.
@@ -443,3 +526,64 @@ async def test_the_claims_short_lock_timeout_ends_with_the_claim(
         await engine.dispose()
     assert outcome.result is not None
     assert outcome.result.value == expected == (configured or "0")
+
+
+FIXED_PAYLOAD = {
+    "note": "ünïcode",
+    "items": [{"quantity": 2, "product_id": uuid.UUID("00000000-0000-4000-8000-000000000001")}],
+}
+
+
+def test_the_fingerprint_of_a_request_does_not_change_between_releases() -> None:
+    """Key records outlive a deploy: a retry that reaches the next release must match the
+    fingerprint the previous one stored. The digest of a fixed request is pinned here; a
+    change to the canonical form (key order, separators, how a UUID is written, the fields
+    digested) shows as a different digest."""
+    request = idempotent_request(
+        caller="someone", key="k", operation="place_order", payload=FIXED_PAYLOAD
+    )
+    assert request is not None
+    assert request.fingerprint == (
+        "9894233b1a4d865df4f60cd214e587ab479a5eb90e701547c0644a149cacff41"
+    )
+    reordered = {"items": [{"product_id": "00000000-0000-4000-8000-000000000001", "quantity": 2}]}
+    assert (
+        fingerprint(operation="place_order", payload=reordered | {"note": "ünïcode"})
+        == request.fingerprint
+    )
+    assert fingerprint(operation="cancel_order", payload=FIXED_PAYLOAD) != request.fingerprint
+
+
+async def test_the_claim_leaves_the_connections_own_lock_timeout_as_it_was(
+    database_url: str,
+) -> None:
+    """Both of the claim's settings are local to its transaction: a connection with a
+    ``lock_timeout`` of its own (a ``SET`` for the session) has it again after a claim and
+    after a replay, as it goes back to the pool."""
+    engine = create_async_engine(
+        sqlalchemy_url(database_url, "asyncpg"), pool_size=1, max_overflow=0
+    )
+    policy = IdempotencyPolicy(retention=timedelta(hours=24), lock_timeout_ms=100)
+    request = idempotent_request(caller="c", key="k", operation="op", payload={})
+
+    async def answer() -> Setting:
+        return Setting(value="done")
+
+    seen = []
+    try:
+        async with AsyncSession(engine) as session:
+            await session.execute(text("SET lock_timeout = '7s'"))
+            await session.commit()
+            for _ in ("claim", "replay"):
+                await run(
+                    session=session,
+                    request=request,
+                    policy=policy,
+                    status_code=200,
+                    action=answer,
+                )
+                seen.append(await session.scalar(text("SHOW lock_timeout")))
+                await session.rollback()
+    finally:
+        await engine.dispose()
+    assert seen == ["7s", "7s"]

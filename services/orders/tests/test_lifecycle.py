@@ -14,7 +14,7 @@ from shopstack_orders.orders.lifecycle import (
 )
 
 if TYPE_CHECKING:
-    from services.orders.tests.conftest import OrderPlacer, ProductFactory
+    from services.orders.tests.conftest import MetricReader, OrderPlacer, ProductFactory
 
 STATUSES = [status.value for status in OrderStatus]
 LEGAL = {
@@ -52,6 +52,7 @@ async def test_every_status_pair(
     place: OrderPlacer,
     alice: dict[str, str],
     admin: dict[str, str],
+    metric: MetricReader,
     current: str,
     target: str,
 ) -> None:
@@ -64,6 +65,8 @@ async def test_every_status_pair(
     before = (await client.get(path, headers=admin)).json()
     assert before["status"] == current
     stock_before = (await client.get(f"/api/v1/products/{tea['id']}")).json()["stock"]
+    counted = {"from_status": current, "to_status": target}
+    counted_before = await metric("shopstack_orders_transitions_total", **counted)
 
     response = await client.post(f"{path}/transitions", json={"to": target}, headers=admin)
 
@@ -79,12 +82,18 @@ async def test_every_status_pair(
         assert len(after["transitions"]) == len(before["transitions"]) + 1
         # Cancelling returns the order's stock; nothing else moves it.
         assert stock_after == stock_before + (4 if target == "cancelled" else 0)
+        counted_after = await metric("shopstack_orders_transitions_total", **counted)
+        assert counted_after == counted_before + 1
     else:
         assert response.status_code == 409
         assert response.headers["content-type"] == "application/problem+json"
         problem = response.json()
         assert (problem["from"], problem["to"]) == (current, target)
-        assert problem["allowed"] == sorted(b for a, b in LEGAL if a == current)
+        allowed = sorted(b for a, b in LEGAL if a == current)
+        assert problem["allowed"] == allowed
+        assert problem["detail"] == f"An order that is {current} cannot become {target}; " + (
+            f"it can become {', '.join(allowed)}." if allowed else "its status is final."
+        )
         assert after == before
         assert stock_after == stock_before
 
@@ -160,3 +169,4 @@ async def test_transition_of_unknown_order_is_404(
         headers=admin,
     )
     assert response.status_code == 404
+    assert response.json()["detail"] == "No order 00000000-0000-4000-8000-000000000000."

@@ -71,6 +71,70 @@ async def test_concurrent_multi_item_orders_in_opposite_order_do_not_deadlock(
     assert [stock_in_db(database_url, p) for p in products] == [0, 0, 0]
 
 
+async def test_an_order_takes_its_products_in_id_order_whatever_its_lines_order(
+    make_product: ProductFactory, place: OrderPlacer, database_url: str
+) -> None:
+    """The test above, without the race: the order's lines name the higher id first, and
+    another transaction holds that product's row. The order must wait for it already holding
+    the lower one, which it took first."""
+    low, high = sorted([await make_product(stock=5), await make_product(stock=5)], key=by_id)
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await lock_product(holder, high)
+        pending = asyncio.create_task(place(customer(), (high, 1), (low, 2)))
+        await wait_for_lock_waiter(database_url)
+        assert await is_locked(database_url, low)
+        await holder.rollback()
+    assert (await pending).status_code == 201
+    assert [stock_in_db(database_url, p) for p in (low, high)] == [3, 4]
+
+
+async def test_a_cancel_returns_its_products_in_id_order_whatever_its_lines_order(
+    client: httpx.AsyncClient, make_product: ProductFactory, place: OrderPlacer, database_url: str
+) -> None:
+    """Cancelling gives the stock back in the same order as an order takes it, so a cancel
+    and an order over the same products queue instead of waiting in a cycle."""
+    low, high = sorted([await make_product(stock=5), await make_product(stock=5)], key=by_id)
+    buyer = customer()
+    order = (await place(buyer, (high, 1), (low, 2))).json()
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await lock_product(holder, high)
+        pending = asyncio.create_task(
+            client.post(f"/api/v1/orders/{order['id']}/cancel", headers=buyer)
+        )
+        await wait_for_lock_waiter(database_url)
+        assert await is_locked(database_url, low)
+        await holder.rollback()
+    assert (await pending).status_code == 200
+    assert [stock_in_db(database_url, p) for p in (low, high)] == [5, 5]
+
+
+def by_id(product: dict[str, Any]) -> str:
+    # PostgreSQL orders uuids by their bytes, as their hex text sorts.
+    return str(product["id"])
+
+
+async def lock_product(
+    connection: psycopg.AsyncConnection[Any], product: dict[str, Any], *, wait: bool = True
+) -> None:
+    # The lock a stock UPDATE takes: FOR UPDATE would also hold back the order's foreign key
+    # checks (FOR KEY SHARE), before it reaches the stock.
+    lock = "FOR NO KEY UPDATE" if wait else "FOR NO KEY UPDATE NOWAIT"
+    await connection.execute(
+        f"SELECT 1 FROM orders.products WHERE id = %s {lock}",  # noqa: S608 (one of two literals)
+        (product["id"],),
+    )
+
+
+async def is_locked(database_url: str, product: dict[str, Any]) -> bool:
+    """Whether another transaction holds the product's row lock now (asks without waiting)."""
+    async with await psycopg.AsyncConnection.connect(database_url) as probe:
+        try:
+            await lock_product(probe, product, wait=False)
+        except psycopg.errors.LockNotAvailable:
+            return True
+        return False
+
+
 async def test_mixed_concurrent_orders_never_oversell_any_product(
     make_product: ProductFactory, place: OrderPlacer, database_url: str
 ) -> None:
@@ -163,28 +227,71 @@ async def test_a_reservation_that_loses_the_race_names_what_each_line_could_have
     the reservation takes nothing and says what each line could have had, its own decrements
     counted back. Placing orders reaches this path only when a race is lost, so it is driven
     here directly."""
-    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-
     from shopstack_common.problems import ProblemError
-    from shopstack_common.settings import sqlalchemy_url
-    from shopstack_orders.catalog.stock import StockLine, reserve
+    from shopstack_orders.catalog.stock import StockLine
 
     # Rows are locked in id order: the first is taken before the second is found short.
-    first, second = sorted(
-        [await make_product(stock=5), await make_product(stock=5)], key=lambda p: p["id"]
-    )
+    first, second = sorted([await make_product(stock=5), await make_product(stock=5)], key=by_id)
     lines = [StockLine(uuid.UUID(first["id"]), 4), StockLine(uuid.UUID(second["id"]), 6)]
+    refused = await reserve_directly(database_url, lines)
+    assert isinstance(refused, ProblemError)
+    # The first line's 4 units, taken and about to be rolled back, still count as available.
+    assert refused.errors == [
+        {"field": "items[1].quantity", "location": "body", "message": "5 available"}
+    ]
+    assert str(refused) == f"Not enough stock for {second['sku']} (5 available)."
+    assert stock_in_db(database_url, first) == 5
+    assert stock_in_db(database_url, second) == 5
+
+
+async def test_a_lost_race_names_every_line_short_now_and_no_line_that_fits(
+    make_product: ProductFactory, database_url: str
+) -> None:
+    """Three lines in id order: the first fits exactly and is taken, the second is found short,
+    the third, never tried, is short too. The problem names the second and the third."""
+    from shopstack_common.problems import ProblemError
+    from shopstack_orders.catalog.stock import StockLine
+
+    products = sorted([await make_product(stock=5) for _ in range(3)], key=by_id)
+    for product, stock in zip(products, (4, 5, 2), strict=True):
+        await set_stock(database_url, product, stock)
+    lines = [StockLine(uuid.UUID(p["id"]), n) for p, n in zip(products, (4, 6, 3), strict=True)]
+    refused = await reserve_directly(database_url, lines)
+    assert isinstance(refused, ProblemError)
+    assert refused.errors == [
+        {"field": "items[1].quantity", "location": "body", "message": "5 available"},
+        {"field": "items[2].quantity", "location": "body", "message": "2 available"},
+    ]
+    assert str(refused) == (
+        f"Not enough stock for {products[1]['sku']} (5 available), "
+        f"{products[2]['sku']} (2 available)."
+    )
+    assert [stock_in_db(database_url, p) for p in products] == [4, 5, 2]
+
+
+async def set_stock(database_url: str, product: dict[str, Any], stock: int) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url) as connection:
+        await connection.execute(
+            "UPDATE orders.products SET stock = %s WHERE id = %s", (stock, product["id"])
+        )
+
+
+async def reserve_directly(database_url: str, lines: list[Any]) -> Exception | None:
+    """``reserve`` in a transaction of its own, rolled back; what it raised, if anything."""
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from shopstack_common.settings import sqlalchemy_url
+    from shopstack_orders.catalog.stock import reserve
+
     engine = create_async_engine(sqlalchemy_url(database_url, "asyncpg"))
     try:
         async with AsyncSession(engine) as session, session.begin():
-            with pytest.raises(ProblemError) as refused:
+            try:
                 await reserve(session=session, lines=lines)
-            await session.rollback()
+            except Exception as error:  # what was raised is the caller's to judge
+                return error
+            finally:
+                await session.rollback()
     finally:
         await engine.dispose()
-    errors = refused.value.errors
-    # The first line's 4 units, taken and about to be rolled back, still count as available.
-    assert [(e["field"], e["message"]) for e in errors] == [("items[1].quantity", "5 available")]
-    assert str(refused.value) == f"Not enough stock for {second['sku']} (5 available)."
-    assert stock_in_db(database_url, first) == 5
-    assert stock_in_db(database_url, second) == 5
+    return None

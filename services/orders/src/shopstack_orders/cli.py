@@ -29,7 +29,7 @@ async def purge_idempotency_keys() -> int:
     # Imported here: these modules define metrics, and `serve` must not create any in the
     # parent process before it prepares the multiprocess metrics directory.
     from shopstack_orders import db
-    from shopstack_orders.idempotency.service import purge_expired
+    from shopstack_orders.idempotency.retention import purge_expired
 
     settings = OrdersSettings()  # read from the environment
     engine = db.create_engine(settings)

@@ -22,7 +22,8 @@ from shopstack_orders import db
 from shopstack_orders.cache import ProductCache
 from shopstack_orders.config import OrdersSettings
 from shopstack_orders.events.live import ConnectionSlots
-from shopstack_orders.idempotency.service import IdempotencyPolicy, purge_periodically
+from shopstack_orders.idempotency.retention import purge_periodically
+from shopstack_orders.idempotency.service import IdempotencyPolicy
 
 DEPENDENCY_LOGGER = "shopstack_orders.dependencies"
 

@@ -61,6 +61,16 @@ async def test_an_order_life_writes_one_event_per_change_in_order(
         "reason": "reserved",
     }
     assert rows[1]["user_id"] is None
+    # A transition's event: who moved the order, and what it is worth.
+    assert rows[2]["payload"] == {
+        "order_id": order["id"],
+        "user_id": order["user_id"],
+        "status": "paid",
+        "previous_status": "pending",
+        "actor": str(ADMIN.user_id),
+        "total": 900,
+        "currency": "EUR",
+    }
     assert all(row["published_at"] is None for row in rows)
 
 
@@ -88,8 +98,10 @@ async def test_cancelling_and_restocking_write_their_events(
         ("stock.changed", tea["id"], 2),
         ("stock.changed", tea["id"], 3),
     ]
-    assert [row["payload"].get("reason") for row in rows[3:]] == ["released", "restocked"]
-    assert [row["payload"]["stock"] for row in rows[3:]] == [5, 15]
+    assert [row["payload"] for row in rows[3:]] == [
+        {"product_id": tea["id"], "stock": 5, "change": 2, "reason": "released"},
+        {"product_id": tea["id"], "stock": 15, "change": 10, "reason": "restocked"},
+    ]
     assert rows[2]["payload"]["previous_status"] == "pending"
 
 

@@ -31,6 +31,7 @@ import psycopg
 import pytest
 import redis
 
+from shopstack_common.built_once import forget_all
 from shopstack_devstack.backends import BackendError, Servers, choose_backend, start_servers
 from shopstack_devstack.ports import free_port
 from shopstack_devstack.redis_server import EmbeddedRedis
@@ -89,6 +90,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     state = config.stash[_STATE_KEY]
     return f"shopstack test backend: {state['backend']} ({state['reason']})"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Statements the services build once per process are built again by each test that
+    uses them (``shopstack_common.built_once``): a mutant of a builder meets every such
+    test, and no test depends on which test ran first."""
+    forget_all()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -32,6 +32,7 @@ from sqlalchemy import Integer, Table, Uuid, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
+from shopstack_common.built_once import built_once
 from shopstack_common.problems import OUT_OF_STOCK, STOCK_LIMIT, ProblemError
 from shopstack_orders.catalog.models import Product
 from shopstack_orders.catalog.schemas import MAX_STOCK
@@ -61,7 +62,7 @@ def _take_statement() -> Select[tuple[int, int]]:
 
 
 # Built once: this runs for every line of every order.
-_TAKE = _take_statement()
+_take = built_once(_take_statement)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ async def reserve(*, session: AsyncSession, lines: Sequence[StockLine]) -> None:
     for product_id in sorted(wanted):
         left = (
             await session.execute(
-                _TAKE, {"p_product_id": product_id, "p_quantity": wanted[product_id]}
+                _take(), {"p_product_id": product_id, "p_quantity": wanted[product_id]}
             )
         ).one_or_none()
         if left is None:

@@ -19,10 +19,8 @@ recorded, and a failed request, which changed nothing, may be retried with the s
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,23 +30,20 @@ from pydantic import BaseModel
 from sqlalchemy import (
     Interval,
     Table,
-    Uuid,
     bindparam,
-    delete,
     func,
     literal,
+    null,
     select,
-    text,
-    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert, Update
 
+from shopstack_common.built_once import built_once
 from shopstack_common.database_errors import sqlstate
-from shopstack_common.logs import BurstLogger
 from shopstack_common.problems import (
     IDEMPOTENCY_KEY_IN_FLIGHT,
     IDEMPOTENCY_KEY_REUSED,
@@ -60,8 +55,6 @@ from shopstack_orders.idempotency.schemas import Outcome
 from shopstack_orders.metrics import IDEMPOTENCY_CONFLICTS, IDEMPOTENT_REPLAYS
 
 T = TypeVar("T", bound=BaseModel)
-
-logger = logging.getLogger(__name__)
 
 KEY_HEADER = "Idempotency-Key"
 
@@ -137,9 +130,11 @@ def _claim_statement() -> ReturningInsert[tuple[str]]:
 
     The row comes from a SELECT that first sets ``lock_timeout`` for this transaction, so the
     limit is in force when the insert meets another transaction's uncommitted row for the
-    same key. RETURNING, evaluated only once the row is in, restores the session's own
-    setting: the product row locks taken later in the transaction wait normally. When
-    nothing is claimed the transaction only reads the record and ends.
+    same key. RETURNING, evaluated only once the row is in, sets it back for the rest of the
+    transaction to the session's configured value (``set_config`` with NULL: what ``RESET``
+    gives): the product row locks taken later in the transaction wait normally. When nothing
+    is claimed the transaction only reads the record and ends. Both settings are local to the
+    transaction, so the connection goes back to the pool as it came.
     """
     bounded = select(func.set_config("lock_timeout", bindparam("p_lock_timeout"), True)).subquery()
     columns = ["caller", "key", "fingerprint", "status", "created_at", "expires_at"]
@@ -155,12 +150,6 @@ def _claim_statement() -> ReturningInsert[tuple[str]]:
             func.now() + bindparam("p_retention", type_=Interval()),
         ).select_from(bounded),
     )
-    session_setting = (
-        select(text("reset_val"))
-        .select_from(text("pg_settings"))
-        .where(text("name = 'lock_timeout'"))
-        .scalar_subquery()
-    )
     # A record past its retention is as good as absent: the claim takes it over.
     return statement.on_conflict_do_update(
         index_elements=["caller", "key"],
@@ -174,24 +163,30 @@ def _claim_statement() -> ReturningInsert[tuple[str]]:
             "expires_at": statement.excluded.expires_at,
         },
         where=_KEYS.c.expires_at <= func.now(),
-    ).returning(func.set_config("lock_timeout", session_setting, True))
+    ).returning(func.set_config("lock_timeout", null(), True))
+
+
+def _record_statement() -> Update:
+    """The claimed record, completed with the response."""
+    # The Core table, not the ORM entity: an ORM-enabled UPDATE goes through the bulk-update
+    # machinery (session synchronisation) for nothing here, 6.5 % of a keyed order's profile.
+    return (
+        update(_KEYS)
+        .where(_KEYS.c.caller == bindparam("p_caller"), _KEYS.c.key == bindparam("p_key"))
+        .values(
+            status=COMPLETED,
+            response_status=bindparam("p_response_status"),
+            # Typed by their columns.
+            response_body=bindparam("p_response_body"),
+            resource_id=bindparam("p_resource_id"),
+        )
+    )
 
 
 # Built once: these run on every keyed request, and building a statement costs more than
 # sending it.
-_CLAIM = _claim_statement()
-# The Core table, not the ORM entity: an ORM-enabled UPDATE goes through the bulk-update
-# machinery (session synchronisation) for nothing here, 6.5 % of a keyed order's profile.
-_RECORD = (
-    update(_KEYS)
-    .where(_KEYS.c.caller == bindparam("p_caller"), _KEYS.c.key == bindparam("p_key"))
-    .values(
-        status=COMPLETED,
-        response_status=bindparam("p_response_status"),
-        response_body=bindparam("p_response_body", type_=JSONB()),
-        resource_id=bindparam("p_resource_id", type_=Uuid()),
-    )
-)
+_claim_key = built_once(_claim_statement)
+_record = built_once(_record_statement)
 
 
 async def run(
@@ -217,7 +212,7 @@ async def run(
         body = result.model_dump(mode="json", by_alias=True)
         if request is not None:
             await session.execute(
-                _RECORD,
+                _record(),
                 {
                     "p_caller": request.caller,
                     "p_key": request.key,
@@ -237,7 +232,7 @@ async def _claim(
     """Claim the key for this transaction (``None``), or return the recorded response."""
     try:
         claimed = await session.scalar(
-            _CLAIM,
+            _claim_key(),
             {
                 "p_caller": request.caller,
                 "p_key": request.key,
@@ -266,48 +261,3 @@ async def _claim(
     assert record.response_status is not None
     assert record.response_body is not None
     return record.response_status, record.response_body
-
-
-async def purge_expired(*, session: AsyncSession, batch_size: int) -> int:
-    """Delete key records past their retention, in batches; returns how many went."""
-    purged = 0
-    while True:
-        batch = (
-            select(IdempotencyKey.caller, IdempotencyKey.key)
-            .where(IdempotencyKey.expires_at <= func.now())
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        async with session.begin():
-            result = await session.execute(
-                delete(IdempotencyKey).where(
-                    tuple_(IdempotencyKey.caller, IdempotencyKey.key).in_(batch)
-                )
-            )
-        deleted = int(getattr(result, "rowcount", 0) or 0)
-        purged += deleted
-        if deleted < batch_size:
-            return purged
-
-
-async def purge_periodically(
-    *,
-    sessions: async_sessionmaker[AsyncSession],
-    interval_seconds: float,
-    batch_size: int,
-    burst_log: BurstLogger,
-) -> None:
-    """Run ``purge_expired`` every ``interval_seconds`` until cancelled. Every replica may run
-    it: batches skip rows another process holds, so they share the work."""
-    while True:
-        await asyncio.sleep(interval_seconds)
-        try:
-            async with sessions() as session:
-                purged = await purge_expired(session=session, batch_size=batch_size)
-        except Exception as error:
-            burst_log.warning(
-                "idempotency-purge", "Purging expired idempotency keys failed: %r", error
-            )
-            continue
-        if purged:
-            logger.info("purged %d expired idempotency keys", purged)

@@ -20,7 +20,7 @@ from shopstack_orders.deps import (
 )
 from shopstack_orders.idempotency.schemas import REPLAY_HEADER, Outcome
 from shopstack_orders.openapi import link, location_header, next_page_link, operation_id
-from shopstack_orders.orders import service
+from shopstack_orders.orders import service, transitions
 from shopstack_orders.orders.lifecycle import OrderStatus
 from shopstack_orders.orders.schemas import (
     OrderCreate,
@@ -157,7 +157,7 @@ async def cancel_order(
     policy: IdempotencyPolicyDep,
 ) -> JSONResponse:
     """Cancel a pending or paid order (its owner or an administrator); the stock returns."""
-    outcome = await service.change_status(
+    outcome = await transitions.change_status(
         session=session,
         cache=cache,
         policy=policy,
@@ -189,7 +189,7 @@ async def transition_order(
     policy: IdempotencyPolicyDep,
 ) -> JSONResponse:
     """Move an order along its life cycle (administrators)."""
-    outcome = await service.change_status(
+    outcome = await transitions.change_status(
         session=session,
         cache=cache,
         policy=policy,

@@ -38,10 +38,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from shopstack_common.built_once import built_once
 from shopstack_common.identity import Identity
 from shopstack_common.problems import (
     FORBIDDEN,
-    ILLEGAL_TRANSITION,
     MIXED_CURRENCIES,
     NOT_FOUND,
     PRODUCT_NOT_ORDERABLE,
@@ -52,15 +52,12 @@ from shopstack_orders.cache import ProductCache
 from shopstack_orders.catalog import stock
 from shopstack_orders.catalog.models import Product
 from shopstack_orders.catalog.stock import StockLine
-from shopstack_orders.events.outbox import OUTBOX, add_order_event, order_event_values
+from shopstack_orders.events.outbox import OUTBOX, order_event_values
 from shopstack_orders.idempotency import service as idempotency
 from shopstack_orders.idempotency.schemas import Outcome
-from shopstack_orders.metrics import ORDER_TRANSITIONS, ORDERS_PLACED, ORDERS_PLACED_VALUE
+from shopstack_orders.metrics import ORDERS_PLACED, ORDERS_PLACED_VALUE
 from shopstack_orders.orders.lifecycle import (
-    NEXT_STATUSES,
     OrderStatus,
-    can_transition,
-    returns_stock,
 )
 from shopstack_orders.orders.models import Order, OrderItem, OrderTransition
 from shopstack_orders.orders.schemas import (
@@ -84,11 +81,11 @@ def order_not_found(order_id: uuid.UUID) -> ProblemError:
     return ProblemError(NOT_FOUND, f"No order {order_id}.")
 
 
-def _with_lines(statement: Select[Order]) -> Select[Order]:
+def with_lines(statement: Select[Order]) -> Select[Order]:
     return statement.options(selectinload(Order.items), selectinload(Order.transitions))
 
 
-def _may_see(viewer: Identity, order: Order) -> bool:
+def may_see(viewer: Identity, order: Order) -> bool:
     return viewer.is_admin or (viewer.user_id is not None and order.user_id == viewer.user_id)
 
 
@@ -239,7 +236,7 @@ def _write_statement() -> Select[tuple[datetime, datetime, datetime]]:
 
 
 # Built once: building a statement of this size costs more than sending it.
-_WRITE = _write_statement()
+_write = built_once(_write_statement)
 
 
 async def _create(
@@ -281,7 +278,7 @@ async def _create(
     )
     written = (
         await session.execute(
-            _WRITE,
+            _write(),
             {
                 "p_order_id": order_id,
                 "p_user_id": buyer.user_id,
@@ -357,104 +354,13 @@ def _check_orderable(order_in: OrderCreate, products: dict[uuid.UUID, _Priced]) 
         )
 
 
-# -- life cycle -----------------------------------------------------------------------------
-
-
-async def change_status(
-    *,
-    session: AsyncSession,
-    cache: ProductCache,
-    policy: idempotency.IdempotencyPolicy,
-    actor: Identity,
-    order_id: uuid.UUID,
-    target: OrderStatus,
-    idempotency_key: str | None = None,
-) -> Outcome[OrderPublic]:
-    """Move an order to ``target``; cancelling returns its stock. Owners may call this only
-    to cancel their own orders (the route decides who gets here)."""
-    operation = "cancel_order" if target is OrderStatus.CANCELLED else "transition_order"
-    request = idempotency.idempotent_request(
-        caller=actor.subject,
-        key=idempotency_key,
-        operation=operation,
-        payload={"order_id": str(order_id), "to": target.value},
-    )
-    # Filled by the transition when it cancels an order that holds stock.
-    returned: list[StockLine] = []
-
-    async def transition() -> OrderPublic:
-        return await _transition(
-            session=session, actor=actor, order_id=order_id, target=target, returned=returned
-        )
-
-    async def release() -> None:
-        await stock.release(session=session, lines=returned)
-
-    outcome = await idempotency.run(
-        session=session,
-        request=request,
-        policy=policy,
-        status_code=200,
-        action=transition,
-        last=release,
-    )
-    if outcome.result is not None and returned:
-        await cache.invalidate(line.product_id for line in returned)
-    return outcome
-
-
-async def _transition(
-    *,
-    session: AsyncSession,
-    actor: Identity,
-    order_id: uuid.UUID,
-    target: OrderStatus,
-    returned: list[StockLine],
-) -> OrderPublic:
-    # The order row is locked first: concurrent changes to one order run one after another.
-    order = await session.scalar(
-        _with_lines(select(Order).where(Order.id == order_id).with_for_update(of=Order))
-    )
-    if order is None or not _may_see(actor, order):
-        raise order_not_found(order_id)
-    current = OrderStatus(order.status)
-    if not can_transition(current, target):
-        allowed = sorted(status.value for status in NEXT_STATUSES[current])
-        raise ProblemError(
-            ILLEGAL_TRANSITION,
-            f"An order that is {current.value} cannot become {target.value}; "
-            + (f"it can become {', '.join(allowed)}." if allowed else "its status is final."),
-            extra={"from": current.value, "to": target.value, "allowed": allowed},
-        )
-    if returns_stock(current, target):
-        returned.extend(StockLine(item.product_id, item.quantity) for item in order.items)
-    order.status = target.value
-    order.transitions.append(
-        OrderTransition(from_status=current, to_status=target, actor=actor.subject)
-    )
-    add_order_event(
-        session=session,
-        order_id=order.id,
-        user_id=order.user_id,
-        version=len(order.transitions),
-        status=target,
-        previous=current,
-        actor=actor.subject,
-        total=order.total,
-        currency=order.currency,
-    )
-    await session.flush()
-    ORDER_TRANSITIONS.labels(current.value, target.value).inc()
-    return OrderPublic.model_validate(order)
-
-
 # -- reads ----------------------------------------------------------------------------------
 
 
 async def get_order(*, session: AsyncSession, viewer: Identity, order_id: uuid.UUID) -> OrderPublic:
     async with session.begin():
-        order = await session.scalar(_with_lines(select(Order).where(Order.id == order_id)))
-    if order is None or not _may_see(viewer, order):
+        order = await session.scalar(with_lines(select(Order).where(Order.id == order_id)))
+    if order is None or not may_see(viewer, order):
         raise order_not_found(order_id)
     return OrderPublic.model_validate(order)
 
@@ -524,7 +430,7 @@ async def list_orders(
 ) -> Page[OrderPublic]:
     statement, query_scope = list_statement(viewer, params)
     async with session.begin():
-        rows = list((await session.scalars(_with_lines(statement))).all())
+        rows = list((await session.scalars(with_lines(statement))).all())
     items = [OrderPublic.model_validate(row) for row in rows[: params.limit]]
     next_cursor = None
     if len(rows) > params.limit:
