@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import redis.asyncio
+from prometheus_client import REGISTRY
 
 from shopstack_common.logs import BurstLogger
 from shopstack_devstack.pytest_plugin import FreezableRedis
@@ -162,8 +163,18 @@ async def test_a_rebuild_that_raced_a_write_is_never_served(
 
 @pytest.fixture
 async def two_apps(make_client: ClientFactory) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """Two processes' worth of app (separate pools and clients) on one Redis and PostgreSQL."""
-    async with make_client() as one, make_client() as two:
+    """Two processes' worth of app (separate pools and clients) on one Redis and PostgreSQL.
+
+    Redis gets a minute to answer, waiters wait a minute for the lock holder, and the lock
+    outlives it, so however slow the machine, each miss either rebuilds or waits for the one
+    rebuild. Giving up on the wait is the test below, with a holder slow on purpose, and a
+    slow Redis is the section after it."""
+    generous = {
+        "redis_timeout_seconds": 60.0,
+        "product_cache_wait_ms": 60_000,
+        "product_cache_lock_ttl_ms": 60_000,
+    }
+    async with make_client(**generous) as one, make_client(**generous) as two:
         yield [one, two]
 
 
@@ -181,6 +192,40 @@ async def test_concurrent_misses_rebuild_once(
     assert len({r.text for r in responses}) == 1
     assert await metric(REBUILDS, kind=kind) == rebuilds + 1
     assert await metric(UNCACHED, kind=kind, reason="lock_wait_expired") == uncached
+
+
+async def test_a_waiter_reads_postgres_when_the_rebuild_outlasts_its_wait(
+    make_product: ProductFactory, redis_url: str
+) -> None:
+    """A holder that takes longer than ``wait_ms`` does not hold its waiters: they read
+    PostgreSQL themselves, counted as ``lock_wait_expired``, and store nothing."""
+    product_id = uuid.UUID((await make_product())["id"])
+    labels = {"kind": "product", "reason": "lock_wait_expired"}
+
+    def expired() -> float:
+        return REGISTRY.get_sample_value(UNCACHED, labels) or 0.0
+
+    before = expired()
+    building, release = asyncio.Event(), asyncio.Event()
+    async with redis.asyncio.Redis.from_url(redis_url, decode_responses=True) as r:
+        cache = product_cache(r, wait_ms=50, lock_ttl_ms=60_000)
+
+        async def slow_build() -> str:
+            building.set()  # under the lock: the holder builds only once it has taken it
+            await release.wait()
+            return "from the holder"
+
+        async def own_build() -> str:
+            return "read by the waiter"
+
+        holder = asyncio.create_task(cache.item(product_id, slow_build))
+        await building.wait()
+        assert await cache.item(product_id, own_build) == "read by the waiter"
+        assert expired() == before + 1
+        release.set()
+        assert await holder == "from the holder"
+        # The holder's result is what the next reader gets, not the waiter's.
+        assert await cache.item(product_id, own_build) == "from the holder"
 
 
 # -- Redis down or slow -------------------------------------------------------------------------

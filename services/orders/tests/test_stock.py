@@ -17,7 +17,7 @@ import pytest
 from shopstack_common.identity import Identity
 
 if TYPE_CHECKING:
-    from services.orders.tests.conftest import OrderPlacer, ProductFactory
+    from services.orders.tests.conftest import ClientFactory, OrderPlacer, ProductFactory
 
 
 def customer() -> dict[str, str]:
@@ -58,15 +58,20 @@ async def test_200_concurrent_orders_for_50_units_sell_exactly_50(
 
 
 async def test_concurrent_multi_item_orders_in_opposite_order_do_not_deadlock(
-    make_product: ProductFactory, place: OrderPlacer, database_url: str
+    make_product: ProductFactory, place: OrderPlacer, make_client: ClientFactory, database_url: str
 ) -> None:
     products = [await make_product(stock=120) for _ in range(3)]
     # Every permutation of three products, many times over: with locks taken in line order,
     # these would wait on each other in cycles and PostgreSQL would abort some as deadlocked.
     orders = [list(p) for p in itertools.permutations(products)] * 20
-    responses = await asyncio.gather(
-        *(place(customer(), *((p, 1) for p in lines)) for lines in orders)
-    )
+    # 120 orders queue for 20 connections and three rows. The pool and statement timeouts
+    # are a minute here, so a slow machine makes the queue longer, not a 503; a deadlock is
+    # still aborted by PostgreSQL within its deadlock_timeout and fails the test.
+    patient = {"db_pool_timeout_seconds": 60.0, "db_statement_timeout_ms": 60_000}
+    async with make_client(**patient) as via:
+        responses = await asyncio.gather(
+            *(place(customer(), *((p, 1) for p in lines), via=via) for lines in orders)
+        )
     assert Counter(r.status_code for r in responses) == {201: 120}
     assert [stock_in_db(database_url, p) for p in products] == [0, 0, 0]
 
