@@ -16,8 +16,15 @@ from marshmallow import fields
 # Matches what ``Text`` refuses. JSON Schema's `pattern` is the same rule, the other way round.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 TEXT_PATTERN = "^[^\\u0000]*$"
+# Whitespace as Python's str.isspace and str.strip see it, spelled out: JSON Schema's `\s`
+# is ECMA-262's, which leaves out U+001C..U+001F and U+0085 and adds U+FEFF, so a pattern
+# with `\s` would call valid a name the service finds blank.
+WHITESPACE_CLASS = (
+    "\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
 # At least one character that is not whitespace (and still no NUL).
-NOT_BLANK_PATTERN = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+NOT_BLANK_PATTERN = f"^[^\\u0000]*[^{WHITESPACE_CLASS}\\u0000][^\\u0000]*$"
 UNSTORABLE_MESSAGE = "Must not contain NUL characters or unpaired surrogates."
 
 
