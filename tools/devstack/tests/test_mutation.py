@@ -22,6 +22,8 @@ from shopstack_devstack.mutation import (
     read_equivalents,
     read_mutants,
     rotating,
+    rotation_problem,
+    rotation_selection,
     score,
     survivors_toml,
     target,
@@ -161,9 +163,51 @@ def test_every_service_names_modules_and_tests_that_exist() -> None:
             assert (REPO_ROOT / path).exists(), path
 
 
-def test_a_change_that_touches_no_module_runs_each_service_in_turn() -> None:
-    chosen = [rotating(["gateway", "users"], commit) for commit in ("a0", "a1", "a2", "a3")]
-    assert chosen == ["gateway", "users", "gateway", "users"]
+def test_a_change_that_touches_no_module_runs_each_entry_in_turn() -> None:
+    entries = ["gateway", "users:shopstack_users.passwords", "orders"]
+    chosen = [rotating(entries, commit) for commit in ("c0", "c1", "c2", "c3")]
+    assert chosen == [*entries, "gateway"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "selection"),
+    [
+        ("gateway", {"gateway": []}),
+        ("gateway:shopstack_gateway.keys", {"gateway": ["shopstack_gateway.keys"]}),
+    ],
+)
+def test_a_rotation_entry_is_a_service_in_full_or_one_module(
+    entry: str, selection: dict[str, list[str]]
+) -> None:
+    assert rotation_selection(entry) == selection
+    assert rotation_problem(entry) is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ("nosuch", "no such service: nosuch"),
+        ("nosuch:shopstack_gateway.keys", "no such service: nosuch"),
+        ("gateway:shopstack_gateway.proxy", "gateway does not mutate shopstack_gateway.proxy"),
+        ("gateway:shopstack_users.passwords", "gateway does not mutate shopstack_users.passwords"),
+    ],
+)
+def test_a_rotation_entry_that_names_nothing_mutated_is_refused(
+    entry: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (rotation_problem(entry) or "").startswith(problem)
+    with pytest.raises(SystemExit):
+        mutation.main(["changed", "gateway", "--rotation", entry])
+    assert f"--rotation {entry}: {problem}" in capsys.readouterr().err
+
+
+def test_every_entry_of_the_makefiles_rotation_names_something_mutated() -> None:
+    makefile = (mutation.REPO_ROOT / "Makefile").read_text()
+    found = re.search(r"^MUTATION_ROTATION := ((?:.*\\\n)*.*)$", makefile, re.MULTILINE)
+    assert found, "the Makefile sets no MUTATION_ROTATION"
+    entries = found.group(1).replace("\\\n", " ").split()
+    assert entries
+    assert {entry: rotation_problem(entry) for entry in entries} == dict.fromkeys(entries)
 
 
 # -- a run's results, read back and checked --------------------------------------------------
@@ -285,6 +329,15 @@ def test_changed_runs_what_the_change_touches(
     diff_of(monkeypatch, files)
     assert mutation.main(["changed", "gateway", "--rotation", "gateway", "--base", "b0"]) == 0
     assert selected == [selection]
+
+
+def test_changed_runs_the_module_of_a_rotation_entry(
+    monkeypatch: pytest.MonkeyPatch, selected: list[dict[str, list[str]]]
+) -> None:
+    diff_of(monkeypatch, ["README.md"])
+    argv = ["changed", "gateway", "--rotation", f"gateway:{RATELIMIT}", "--base", "b0"]
+    assert mutation.main(argv) == 0
+    assert selected == [{"gateway": [RATELIMIT]}]
 
 
 def test_run_runs_each_service_in_full(selected: list[dict[str, list[str]]]) -> None:

@@ -345,18 +345,36 @@ def merge_base() -> str:
         return _git("rev-parse", "HEAD~1")
 
 
-def rotating(services: Sequence[str], commit: str) -> str:
-    """The service a change that touches no module runs: one per commit, in turn by the
-    commit's hash, so a clean clone of main still checks one service's modules in full.
-    ``services``: those whose full run fits the 10-minute bound (``--rotation``)."""
-    return services[int(commit, 16) % len(services)]
+def rotating(entries: Sequence[str], commit: str) -> str:
+    """What a change that touches no module runs: one entry per commit, in turn by the
+    commit's hash, so a clean clone of main still checks part of the held code in full.
+    ``entries`` (``--rotation``): ``SERVICE`` or ``SERVICE:MODULE``, each one run that fits
+    the 10-minute bound."""
+    return entries[int(commit, 16) % len(entries)]
+
+
+def rotation_selection(entry: str) -> dict[str, list[str]]:
+    """``gateway`` -> the gateway in full; ``gateway:shopstack_gateway.keys`` -> that module."""
+    service, _, module = entry.partition(":")
+    return {service: [module] if module else []}
+
+
+def rotation_problem(entry: str) -> str | None:
+    """Why ``entry`` names nothing that a run could mutate, or None."""
+    service, _, module = entry.partition(":")
+    if service not in SERVICES:
+        return f"no such service: {service}"
+    modules = target(service).modules
+    if module and module not in modules:
+        return f"{service} does not mutate {module} (its modules: {', '.join(modules)})"
+    return None
 
 
 def changed(
     services: Sequence[str], base: str | None, *, rotation: Sequence[str], children: int
 ) -> int:
-    """The modules of ``services`` a change touches since ``base``; none touched: one
-    service of ``rotation``, by ``rotating``."""
+    """The modules of ``services`` a change touches since ``base``; none touched: one entry
+    of ``rotation``, by ``rotating``."""
     base = base or merge_base()
     # Against the working tree: committed and uncommitted changes alike.
     files = _git("diff", "--name-only", base).splitlines()
@@ -364,7 +382,7 @@ def changed(
     if not selection:
         chosen = rotating(rotation, _git("rev-parse", "HEAD"))
         print(f"mutation: no module touched since {base[:12]}: {chosen} in turn")
-        selection = {chosen: []}
+        selection = rotation_selection(chosen)
     else:
         print(f"mutation: since {base[:12]} the change touches:")
         for service, modules in selection.items():
@@ -385,13 +403,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rotation",
         nargs="+",
         default=[],
-        metavar="SERVICE",
-        help="changed: the services run in turn when no module is touched (default: SERVICEs)",
+        metavar="SERVICE[:MODULE]",
+        help="changed: what runs in turn when no module is touched, a service in full or one "
+        "of its modules (default: SERVICEs)",
     )
     args = parser.parse_args(argv)
-    unknown = (set(args.services) | set(args.rotation)) - set(SERVICES)
+    unknown = set(args.services) - set(SERVICES)
     if unknown:
         parser.error(f"no such service: {', '.join(sorted(unknown))}")
+    for entry in args.rotation:
+        if problem := rotation_problem(entry):
+            parser.error(f"--rotation {entry}: {problem}")
     services = list(dict.fromkeys(args.services)) or list(SERVICES)
     if args.command == "run":
         return run({service: [] for service in services}, children=args.children)
